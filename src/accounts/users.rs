@@ -1,0 +1,220 @@
+//! `/users/`, `/users/{id}/`, `/permissions/`.
+
+use http::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::body::{Fields, field_error, read_fields};
+use super::{admin, audit, caller};
+use crate::app::App;
+use crate::auth::names;
+use crate::clock::{now_secs, rfc3339};
+use crate::error::ApiError;
+use crate::gateway::RequestContext;
+use crate::response::{Body, empty, json};
+use crate::store::{NewUser, StoreError, UserId, UserPatch, UserRecord};
+
+pub fn user_json(user: &UserRecord) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "roles": user.roles,
+        "is_admin": user.is_admin,
+        "is_active": user.is_active,
+        "created_at": rfc3339(user.created_at),
+        "updated_at": rfc3339(user.updated_at),
+    })
+}
+
+pub async fn list(
+    app: &App,
+    request: Request<Body>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, ApiError> {
+    admin(app, request.headers(), ctx).await?;
+    let users = app.store.users().await?;
+    Ok(json(
+        StatusCode::OK,
+        &users.iter().map(user_json).collect::<Vec<_>>(),
+    ))
+}
+
+pub async fn create(
+    app: &App,
+    request: Request<Body>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, ApiError> {
+    let principal = admin(app, request.headers(), ctx).await?;
+    let fields = read_fields(request, app.config.server.max_body_bytes).await?;
+    let username = fields.required_str("username")?;
+    names::check_username(&username).map_err(|why| field_error("username", why))?;
+    let password = fields.required_str("password")?;
+    names::check_password(&password, app.config.auth.min_password_length)
+        .map_err(|why| field_error("password", &why))?;
+    let roles = roles_field(&fields)?.unwrap_or_default();
+    let is_admin = fields.optional_bool("is_admin")?.unwrap_or(false);
+    let password_hash = app.passwords.hash(&password).await.map_err(|error| {
+        tracing::error!(%error, "password hashing failed");
+        ApiError::Internal
+    })?;
+    let new = NewUser {
+        username,
+        password_hash,
+        roles,
+        is_admin,
+    };
+    let user = app
+        .store
+        .create_user(new)
+        .await
+        .map_err(|error| match error {
+            StoreError::UsernameTaken => {
+                field_error("username", "A user with that username already exists.")
+            }
+            other => other.into(),
+        })?;
+    audit(
+        app,
+        ctx,
+        "user_created",
+        Some(&principal.user.username),
+        Some(user.username.clone()),
+    )
+    .await;
+    Ok(json(StatusCode::CREATED, &user_json(&user)))
+}
+
+pub async fn get(
+    app: &App,
+    request: Request<Body>,
+    ctx: &mut RequestContext,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let principal = caller(app, request.headers(), ctx).await?;
+    let id = parse_id(id)?;
+    // Permission before lookup, so a non-admin learns nothing about who exists.
+    if !principal.user.is_admin && principal.user.id != id {
+        return Err(ApiError::Forbidden);
+    }
+    let user = app.store.user(id).await?.ok_or(ApiError::NotFound)?;
+    Ok(json(StatusCode::OK, &user_json(&user)))
+}
+
+/// Changes password, roles, `is_admin` or `is_active`. A password change or a deactivation
+/// revokes every token and the API key of the user at once.
+pub async fn update(
+    app: &App,
+    request: Request<Body>,
+    ctx: &mut RequestContext,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let principal = admin(app, request.headers(), ctx).await?;
+    let id = parse_id(id)?;
+    let fields = read_fields(request, app.config.server.max_body_bytes).await?;
+    let mut patch = UserPatch {
+        roles: roles_field(&fields)?,
+        is_admin: fields.optional_bool("is_admin")?,
+        is_active: fields.optional_bool("is_active")?,
+        ..UserPatch::default()
+    };
+    if id == principal.user.id && (patch.is_active == Some(false) || patch.is_admin == Some(false))
+    {
+        return Err(ApiError::bad_request(
+            "You cannot deactivate or demote your own account.",
+        ));
+    }
+    if let Some(password) = fields.optional_str("password")? {
+        names::check_password(&password, app.config.auth.min_password_length)
+            .map_err(|why| field_error("password", &why))?;
+        patch.password_hash = Some(app.passwords.hash(&password).await.map_err(|error| {
+            tracing::error!(%error, "password hashing failed");
+            ApiError::Internal
+        })?);
+    }
+    let revokes_credentials = patch.password_hash.is_some() || patch.is_active == Some(false);
+    if revokes_credentials {
+        // Tokens issued up to and including this second are rejected; see `Tokens::issue`.
+        patch.tokens_valid_after = Some(now_secs() + 1);
+    }
+    let user = app
+        .store
+        .update_user(id, patch)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if revokes_credentials {
+        if let Some(key_id) = app.store.revoke_user_api_key(id, now_secs()).await? {
+            app.caches.invalidate_key(&key_id);
+        }
+    }
+    app.caches.invalidate_user(id);
+    audit(
+        app,
+        ctx,
+        "user_changed",
+        Some(&principal.user.username),
+        Some(user.username.clone()),
+    )
+    .await;
+    Ok(json(StatusCode::OK, &user_json(&user)))
+}
+
+pub async fn delete(
+    app: &App,
+    request: Request<Body>,
+    ctx: &mut RequestContext,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let principal = admin(app, request.headers(), ctx).await?;
+    let id = parse_id(id)?;
+    if id == principal.user.id {
+        return Err(ApiError::bad_request("You cannot delete your own account."));
+    }
+    let revoked_key = app.store.delete_user(id).await?.ok_or(ApiError::NotFound)?;
+    if let Some(key_id) = revoked_key {
+        app.caches.invalidate_key(&key_id);
+    }
+    app.caches.invalidate_user(id);
+    audit(
+        app,
+        ctx,
+        "user_deleted",
+        Some(&principal.user.username),
+        Some(id.to_string()),
+    )
+    .await;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// The role names the access rules know, plus `admin`.
+pub async fn permissions(
+    app: &App,
+    request: Request<Body>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, ApiError> {
+    caller(app, request.headers(), ctx).await?;
+    let mut roles: Vec<&str> = app
+        .config
+        .rules
+        .iter()
+        .flat_map(|r| r.roles.iter().map(String::as_str))
+        .collect();
+    roles.push("admin");
+    roles.sort_unstable();
+    roles.dedup();
+    Ok(json(StatusCode::OK, &json!({ "roles": roles })))
+}
+
+fn roles_field(fields: &Fields) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(mut roles) = fields.optional_str_list("roles")? else {
+        return Ok(None);
+    };
+    for role in &roles {
+        names::check_role(role).map_err(|why| field_error("roles", why))?;
+    }
+    roles.sort();
+    roles.dedup();
+    Ok(Some(roles))
+}
+
+fn parse_id(id: &str) -> Result<UserId, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
+}

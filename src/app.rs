@@ -1,0 +1,140 @@
+//! The gateway's shared state: everything a request needs, built once at start and shared by
+//! every connection through a cheap `Clone` handle.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Authenticator;
+use crate::auth::jwt::{KeyError, Keyring, Tokens};
+use crate::auth::password::{PasswordError, Passwords};
+use crate::auth::rate_limit::LoginThrottle;
+use crate::cache::Caches;
+use crate::config::{Config, StoreBackend};
+use crate::gateway::headers::IdentityHeaders;
+use crate::gateway::rules::Rules;
+use crate::gateway::upstream::{Upstream, UpstreamError};
+use crate::metrics::Metrics;
+use crate::store::{RedbStore, Store, StoreError};
+
+#[derive(Clone)]
+pub struct App(Arc<State>);
+
+pub struct State {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub caches: Arc<Caches>,
+    pub auth: Authenticator,
+    pub passwords: Passwords,
+    pub throttle: LoginThrottle,
+    pub upstream: Upstream,
+    pub rules: Rules,
+    pub identity: IdentityHeaders,
+    pub metrics: Metrics,
+}
+
+impl Deref for App {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing key: {0}")]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Opens the configured store.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match config.store.backend {
+        StoreBackend::Redb => Ok(Arc::new(RedbStore::open(&config.redb_path())?)),
+        StoreBackend::Postgres => Err(StartError::Io(
+            "store.backend = \"postgres\" is not available in this build".into(),
+        )),
+    }
+}
+
+impl App {
+    /// Builds the state from validated configuration: opens the store, loads (or creates)
+    /// the signing key, prepares the password hasher and the upstream pool.
+    pub fn new(config: Config) -> Result<App, StartError> {
+        let store = open_store(&config)?;
+        App::with_store(config, store)
+    }
+
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<App, StartError> {
+        let metrics = Metrics::new();
+        let keyring = Keyring::load_or_create(&config.signing_key_path(), config.auth.algorithm)?;
+        warn_if_readable_by_others(&config.signing_key_path());
+        let caches = Arc::new(Caches::new(&config.cache, metrics.clone()));
+        let tokens = Tokens::new(&config.auth, keyring);
+        let state = State {
+            auth: Authenticator::new(tokens, store.clone(), caches.clone()),
+            passwords: Passwords::new(&config.auth)?,
+            throttle: LoginThrottle::new(&config.rate_limit),
+            upstream: Upstream::new(&config.upstream, metrics.clone())?,
+            rules: Rules::new(&config.rules),
+            identity: IdentityHeaders::new(&config.headers),
+            store,
+            caches,
+            metrics,
+            config,
+        };
+        Ok(App(Arc::new(state)))
+    }
+
+    /// Periodic upkeep until `shutdown` fires: batched API-key `last_used_at` writes, idle
+    /// rate-limit buckets, expired refresh families. Flushes key usage once more on the way out.
+    pub async fn maintain(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut flush =
+            tokio::time::interval(Duration::from_secs(self.config.cache.last_used_flush_secs));
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = flush.tick() => self.flush_key_usage().await,
+                _ = hourly.tick() => {
+                    self.throttle.forget_idle();
+                    if let Err(error) = self.store.prune_families(crate::clock::now_secs()).await {
+                        tracing::warn!(%error, "pruning expired sessions failed");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        self.flush_key_usage().await;
+    }
+
+    async fn flush_key_usage(&self) {
+        let uses = self.auth.key_usage().take();
+        if uses.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.record_api_key_use(uses).await {
+            tracing::warn!(%error, "recording API key use failed");
+        }
+    }
+}
+
+/// Kubernetes mounts Secrets 0644 unless told otherwise; say so rather than fail.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "signing key file is readable by group or others; use mode 0600");
+        }
+    }
+}

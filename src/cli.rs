@@ -1,0 +1,267 @@
+//! The command line: `serve`, `demo`, `check-config`, and the offline administration
+//! commands that work on the store directly (while the gateway is stopped; redb allows one
+//! writer process).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{StartError, open_store};
+use crate::auth::names;
+use crate::auth::password::Passwords;
+use crate::config::Config;
+use crate::gateway::rules::Rules;
+use crate::store::{NewUser, Store, UserPatch};
+use crate::{Listeners, demo, logging};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Reverse-proxy authentication gateway"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, the embedded defaults apply.
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gateway in front of the configured upstream.
+    Serve,
+    /// Serve the gateway in front of a built-in echo upstream that shows what it receives.
+    Demo,
+    /// Validate the configuration and print the compiled access rules.
+    CheckConfig,
+    /// Manage users in the store.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user. Prints a generated password unless --password-stdin is given.
+    Add {
+        username: String,
+        #[arg(long)]
+        admin: bool,
+        /// A role to grant; repeat for several.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password; every token and API key they hold stops working.
+    Passwd {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        CliError::Start(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CliError::Start(e.into())
+    }
+}
+
+pub fn main(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Demo => demo(config).await,
+            Command::CheckConfig => check_config(&config),
+            Command::User { action } => user(&config, action).await,
+        }
+    })
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    logging::init(&config.log);
+    let listeners = Listeners::bind(&config)
+        .await
+        .map_err(|e| CliError::Start(StartError::Io(e.to_string())))?;
+    crate::run(config, listeners, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn demo(mut config: Config) -> Result<(), CliError> {
+    let echo = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot start the echo upstream: {e}")))?;
+    let echo_addr = echo
+        .local_addr()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    tokio::spawn(demo::serve_echo(echo));
+    config.upstream.url = format!("http://{echo_addr}");
+    serve(config).await
+}
+
+fn check_config(config: &Config) -> Result<(), CliError> {
+    println!("configuration is valid");
+    println!(
+        "  listen     {} (tls: {:?})",
+        config.server.listen, config.server.tls
+    );
+    println!("  upstream   {}", config.upstream.url);
+    println!(
+        "  store      {:?} ({})",
+        config.store.backend,
+        config.redb_path().display()
+    );
+    println!("  api prefix {}", config.auth.api_prefix);
+    println!("\naccess rules (first match wins):");
+    for line in Rules::new(&config.rules).describe() {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
+    let store: Arc<dyn Store> = open_store(config)?;
+    let passwords = || Passwords::new(&config.auth).map_err(|e| CliError::Start(e.into()));
+    match action {
+        UserAction::Add {
+            username,
+            admin,
+            roles,
+            password_stdin,
+        } => {
+            names::check_username(&username)
+                .map_err(|why| CliError::Usage(format!("username: {why}")))?;
+            for role in &roles {
+                names::check_role(role)
+                    .map_err(|why| CliError::Usage(format!("role {role:?}: {why}")))?;
+            }
+            let (password, generated) =
+                password_input(password_stdin, config.auth.min_password_length)?;
+            let password_hash = passwords()?
+                .hash(&password)
+                .await
+                .map_err(|e| CliError::Start(e.into()))?;
+            let user = store
+                .create_user(NewUser {
+                    username,
+                    password_hash,
+                    roles,
+                    is_admin: admin,
+                })
+                .await?;
+            println!("created user {} (id {})", user.username, user.id);
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserAction::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let user = store
+                .user_by_name(&username)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("no user named {username:?}")))?;
+            let (password, generated) =
+                password_input(password_stdin, config.auth.min_password_length)?;
+            let password_hash = passwords()?
+                .hash(&password)
+                .await
+                .map_err(|e| CliError::Start(e.into()))?;
+            let now = crate::clock::now_secs();
+            let patch = UserPatch {
+                password_hash: Some(password_hash),
+                tokens_valid_after: Some(now + 1),
+                ..UserPatch::default()
+            };
+            store.update_user(user.id, patch).await?;
+            store.revoke_user_api_key(user.id, now).await?;
+            println!(
+                "password changed for {}; their tokens and API key are revoked",
+                user.username
+            );
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserAction::List => {
+            println!(
+                "{:>6}  {:<24} {:<6} {:<7} roles",
+                "id", "username", "admin", "active"
+            );
+            for user in store.users().await? {
+                println!(
+                    "{:>6}  {:<24} {:<6} {:<7} {}",
+                    user.id,
+                    user.username,
+                    user.is_admin,
+                    user.is_active,
+                    user.roles.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A password from stdin, or a generated one (then `true`).
+fn password_input(from_stdin: bool, min_len: usize) -> Result<(String, bool), CliError> {
+    if !from_stdin {
+        let password =
+            crate::bootstrap::generate_password().map_err(|e| CliError::Usage(e.to_string()))?;
+        return Ok((password, true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    names::check_password(&password, min_len)
+        .map_err(|why| CliError::Usage(format!("password: {why}")))?;
+    Ok((password, false))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested; draining");
+}

@@ -1,0 +1,262 @@
+//! Header rewriting on the way upstream: stripping forged identity, hop-by-hop removal,
+//! `X-Forwarded-*`, consumed credentials, and identity injection.
+//!
+//! The order matters and is fixed by the request path in `gateway/mod.rs`: identity is
+//! stripped before anything reads the request and injected after hop-by-hop removal, so a
+//! `Connection:` header naming an identity header cannot delete the injected one.
+
+use std::net::IpAddr;
+
+use http::header::{
+    AUTHORIZATION, CONNECTION, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use ipnet::IpNet;
+
+use crate::auth::{Principal, X_API_KEY};
+use crate::config::HeaderNamesConfig;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The identity header names, as configured.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user: HeaderName,
+    pub user_id: HeaderName,
+    pub roles: HeaderName,
+    pub method: HeaderName,
+    pub request_id: HeaderName,
+}
+
+impl IdentityHeaders {
+    /// From validated configuration (names were checked to parse).
+    pub fn new(names: &HeaderNamesConfig) -> IdentityHeaders {
+        let name = |s: &str| {
+            HeaderName::from_bytes(s.as_bytes())
+                .unwrap_or_else(|_| HeaderName::from_static("x-invalid-header-name"))
+        };
+        IdentityHeaders {
+            user: name(&names.user),
+            user_id: name(&names.user_id),
+            roles: name(&names.roles),
+            method: name(&names.method),
+            request_id: name(&names.request_id),
+        }
+    }
+
+    fn all(&self) -> [&HeaderName; 5] {
+        [
+            &self.user,
+            &self.user_id,
+            &self.roles,
+            &self.method,
+            &self.request_id,
+        ]
+    }
+
+    /// Whether `name` is an identity header in any spelling a backend might fold together:
+    /// case (already lowered by `http`), `_` and `.` for `-`.
+    pub fn is_identity(&self, name: &HeaderName) -> bool {
+        let candidate = name.as_str().as_bytes();
+        self.all().iter().any(|identity| {
+            let identity = identity.as_str().as_bytes();
+            identity.len() == candidate.len()
+                && identity.iter().zip(candidate).all(|(a, b)| {
+                    let b = if *b == b'_' || *b == b'.' { b'-' } else { *b };
+                    *a == b
+                })
+        })
+    }
+}
+
+/// Removes every header that claims an identity. Runs on every request, authenticated or
+/// not, before anything else reads the headers.
+pub fn strip_forged_identity(headers: &mut HeaderMap, identity: &IdentityHeaders) {
+    if !headers.keys().any(|name| identity.is_identity(name)) {
+        return;
+    }
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| identity.is_identity(name))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(&name);
+    }
+}
+
+/// If the request asks to switch protocols (WebSocket), the value of its `Upgrade` header.
+pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let wants_upgrade = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    wants_upgrade
+        .then(|| headers.get(UPGRADE).cloned())
+        .flatten()
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1) and every header `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Puts back the two headers a protocol switch needs after hop-by-hop removal.
+pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, protocol);
+}
+
+/// Removes the API key the gateway consumed, so the upstream never holds a long-lived secret
+/// it did not ask for. A bearer JWT stays: an upstream may verify it itself.
+pub fn remove_consumed_credentials(headers: &mut HeaderMap) {
+    headers.remove(X_API_KEY);
+    let api_key_scheme = headers.get(AUTHORIZATION).is_some_and(|v| {
+        v.as_bytes()
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"apikey"))
+    });
+    if api_key_scheme {
+        headers.remove(AUTHORIZATION);
+    }
+}
+
+/// Where the request came from, as far as the gateway can vouch.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub ip: IpAddr,
+    /// The direct peer is a configured trusted proxy, so its `X-Forwarded-*` are believed.
+    pub trusted: bool,
+}
+
+impl Peer {
+    pub fn new(ip: IpAddr, trusted_proxies: &[IpNet]) -> Peer {
+        let ip = ip.to_canonical();
+        Peer {
+            ip,
+            trusted: trusted_proxies.iter().any(|net| net.contains(&ip)),
+        }
+    }
+
+    /// The client address: the direct peer, or behind trusted proxies the right-most
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy.
+    pub fn client_ip(&self, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+        if !self.trusted {
+            return self.ip;
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect();
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted_proxies.iter().any(|net| net.contains(ip)))
+            .unwrap_or(self.ip)
+    }
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host`: replaced for an untrusted peer, appended to (For) or
+/// kept (Proto, Host) for a trusted proxy. An untrusted `Forwarded` header is dropped.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: Peer,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+) {
+    let peer_ip = HeaderValue::from_str(&peer.ip.to_string()).ok();
+    let xff = match (peer.trusted, joined(headers, &X_FORWARDED_FOR)) {
+        (true, Some(existing)) => format!("{existing}, {}", peer.ip).parse().ok().or(peer_ip),
+        _ => peer_ip,
+    };
+    headers.remove(&X_FORWARDED_FOR);
+    if let Some(xff) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), xff);
+    }
+    if !peer.trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !peer.trusted || !headers.contains_key(&X_FORWARDED_HOST) {
+        headers.remove(&X_FORWARDED_HOST);
+        if let Some(host) = host {
+            headers.insert(X_FORWARDED_HOST.clone(), host);
+        }
+    }
+    if !peer.trusted {
+        headers.remove(FORWARDED);
+    }
+}
+
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// The host the client addressed: `Host` (HTTP/1.1) or the `:authority` (HTTP/2).
+pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
+    headers.get(HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// Writes the caller's identity. Runs last, after every removal.
+pub fn inject_identity(
+    headers: &mut HeaderMap,
+    names: &IdentityHeaders,
+    principal: Option<&Principal>,
+    request_id: &HeaderValue,
+) {
+    headers.insert(names.request_id.clone(), request_id.clone());
+    if let Some(principal) = principal {
+        let user = &principal.user;
+        headers.insert(names.user.clone(), user.header_user.clone());
+        headers.insert(names.user_id.clone(), user.header_user_id.clone());
+        headers.insert(names.roles.clone(), user.header_roles.clone());
+        headers.insert(
+            names.method.clone(),
+            HeaderValue::from_static(principal.method.as_str()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

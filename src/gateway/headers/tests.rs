@@ -1,0 +1,171 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::auth::{AuthMethod, UserState};
+use crate::store::UserRecord;
+
+fn identity() -> IdentityHeaders {
+    IdentityHeaders::new(&HeaderNamesConfig::default())
+}
+
+fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    headers
+}
+
+fn principal() -> Principal {
+    let record = UserRecord {
+        id: 7,
+        username: "alice".into(),
+        password_hash: String::new(),
+        roles: vec!["billing".into()],
+        is_admin: true,
+        is_active: true,
+        tokens_valid_after: 0,
+        created_at: 0,
+        updated_at: 0,
+    };
+    Principal {
+        user: Arc::new(UserState::from_record(&record)),
+        method: AuthMethod::Jwt,
+        session_id: None,
+    }
+}
+
+#[test]
+fn forged_identity_is_stripped_in_every_spelling() {
+    let mut headers = map(&[
+        ("X-Authenticated-User", "root"),
+        ("x-authenticated-user", "root2"),
+        ("X_Authenticated_User", "root3"),
+        ("x.authenticated.user", "root4"),
+        ("X-AUTHENTICATED-ROLES", "admin"),
+        ("x_authenticated-user_id", "1"),
+        ("X-Authenticated-Method", "jwt"),
+        ("x-request-id", "forged"),
+        ("X-Authenticated-Username", "kept: a different header"),
+        ("accept", "text/html"),
+    ]);
+    strip_forged_identity(&mut headers, &identity());
+    let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["accept", "x-authenticated-username"]);
+}
+
+#[test]
+fn connection_cannot_delete_injected_identity() {
+    let mut headers = map(&[("connection", "close, X-Authenticated-User, keep-alive")]);
+    remove_hop_by_hop(&mut headers);
+    inject_identity(
+        &mut headers,
+        &identity(),
+        Some(&principal()),
+        &HeaderValue::from_static("r1"),
+    );
+    assert_eq!(headers["x-authenticated-user"], "alice");
+    assert_eq!(headers["x-authenticated-user-id"], "7");
+    assert_eq!(headers["x-authenticated-roles"], "billing,admin");
+    assert_eq!(headers["x-authenticated-method"], "jwt");
+    assert_eq!(headers["x-request-id"], "r1");
+    assert!(!headers.contains_key(CONNECTION));
+}
+
+#[test]
+fn hop_by_hop_and_connection_named_headers_are_removed() {
+    let mut headers = map(&[
+        ("connection", "x-secret-internal"),
+        ("x-secret-internal", "1"),
+        ("keep-alive", "timeout=5"),
+        ("te", "gzip"),
+        ("upgrade", "websocket"),
+        ("proxy-authorization", "Basic x"),
+        ("accept", "*/*"),
+    ]);
+    remove_hop_by_hop(&mut headers);
+    let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+    assert_eq!(left, ["accept"]);
+}
+
+#[test]
+fn upgrade_request_is_recognised() {
+    let headers = map(&[
+        ("connection", "keep-alive, Upgrade"),
+        ("upgrade", "websocket"),
+    ]);
+    assert_eq!(requested_upgrade(&headers).unwrap(), "websocket");
+    assert!(requested_upgrade(&map(&[("upgrade", "websocket")])).is_none());
+}
+
+#[test]
+fn forwarded_headers_from_untrusted_peer_are_replaced() {
+    let mut headers = map(&[
+        ("x-forwarded-for", "1.2.3.4"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "evil.example"),
+        ("forwarded", "for=1.2.3.4"),
+    ]);
+    let peer = Peer::new("10.0.0.9".parse().unwrap(), &[]);
+    set_forwarded(
+        &mut headers,
+        peer,
+        "https",
+        Some(HeaderValue::from_static("app.example")),
+    );
+    assert_eq!(headers["x-forwarded-for"], "10.0.0.9");
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-host"], "app.example");
+    assert!(!headers.contains_key("forwarded"));
+}
+
+#[test]
+fn forwarded_headers_from_trusted_proxy_are_appended_or_kept() {
+    let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+    let mut headers = map(&[
+        ("x-forwarded-for", "203.0.113.5, 10.1.1.1"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "public.example"),
+    ]);
+    let peer = Peer::new("10.0.0.9".parse().unwrap(), &trusted);
+    assert_eq!(
+        peer.client_ip(&headers, &trusted),
+        "203.0.113.5".parse::<IpAddr>().unwrap()
+    );
+    set_forwarded(
+        &mut headers,
+        peer,
+        "http",
+        Some(HeaderValue::from_static("internal:8443")),
+    );
+    assert_eq!(
+        headers["x-forwarded-for"],
+        "203.0.113.5, 10.1.1.1, 10.0.0.9"
+    );
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-host"], "public.example");
+}
+
+#[test]
+fn untrusted_peer_cannot_choose_its_client_ip() {
+    let headers = map(&[("x-forwarded-for", "1.1.1.1")]);
+    let peer = Peer::new("192.0.2.1".parse().unwrap(), &[]);
+    assert_eq!(
+        peer.client_ip(&headers, &[]),
+        "192.0.2.1".parse::<IpAddr>().unwrap()
+    );
+}
+
+#[test]
+fn consumed_api_keys_are_removed_but_bearer_kept() {
+    let mut headers = map(&[("authorization", "ApiKey pcs_x"), ("x-api-key", "pcs_y")]);
+    remove_consumed_credentials(&mut headers);
+    assert!(headers.is_empty());
+    let mut headers = map(&[("authorization", "Bearer eyJ")]);
+    remove_consumed_credentials(&mut headers);
+    assert_eq!(headers["authorization"], "Bearer eyJ");
+}

@@ -1,0 +1,321 @@
+//! THE request path. One request, top to bottom:
+//!
+//! ```text
+//! context → normalize path → route ─┬─ health, JWKS           (answered here)
+//!                                   ├─ accounts API           (answered here, never forwarded)
+//!                                   └─ proxy: strip forged identity → authenticate → authorize
+//!                                             → rewrite headers → inject identity → forward
+//! → response headers → access log
+//! ```
+//!
+//! Every early exit returns its response where it happens; every error becomes a response in
+//! one place (`error.rs`).
+
+pub mod headers;
+pub mod path;
+pub mod rules;
+pub mod upstream;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue, STRICT_TRANSPORT_SECURITY};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::app::App;
+use crate::auth::{Principal, find_credential};
+use crate::error::ApiError;
+use crate::response::{Body, BoxError, json};
+use headers::Peer;
+
+/// What the server knows about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Per-request facts gathered once and read by every phase and the access log.
+pub struct RequestContext {
+    pub request_id: HeaderValue,
+    pub peer: Peer,
+    pub client_ip: std::net::IpAddr,
+    pub tls: bool,
+    pub principal: Option<Principal>,
+    started: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Healthz,
+    Readyz,
+    Jwks,
+    Accounts,
+    Proxy,
+}
+
+impl Route {
+    fn as_str(self) -> &'static str {
+        match self {
+            Route::Healthz | Route::Readyz => "health",
+            Route::Jwks => "jwks",
+            Route::Accounts => "accounts",
+            Route::Proxy => "proxy",
+        }
+    }
+}
+
+impl App {
+    pub async fn handle<B>(&self, request: Request<B>, conn: ConnectionInfo) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut ctx = self.context(&request, conn);
+        let method = request.method().clone();
+        // The path every later phase sees; one that cannot be normalized goes no further.
+        let uri = request.uri().clone();
+        let (route, response) = match path::normalize(uri.path()) {
+            Err(_) => (
+                Route::Proxy,
+                ApiError::bad_request("Malformed request path.").into_response(),
+            ),
+            Ok(path) => {
+                let route = self.route(&path);
+                let response = match route {
+                    Route::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+                    Route::Readyz => self.readiness().await,
+                    Route::Jwks => self.jwks(),
+                    Route::Accounts => {
+                        crate::accounts::handle(self, boxed(request), &path, &mut ctx).await
+                    }
+                    Route::Proxy => self
+                        .proxy(boxed(request), path, &mut ctx)
+                        .await
+                        .unwrap_or_else(ApiError::into_response),
+                };
+                (route, response)
+            }
+        };
+        self.finish(response, route, &method, uri.path(), &ctx)
+    }
+
+    fn context<B>(&self, request: &Request<B>, conn: ConnectionInfo) -> RequestContext {
+        let trusted = &self.config.server.trusted_proxies;
+        let peer = Peer::new(conn.peer.ip(), trusted);
+        RequestContext {
+            request_id: request_id(request.headers(), &self.identity.request_id, peer),
+            client_ip: peer.client_ip(request.headers(), trusted),
+            peer,
+            tls: conn.tls,
+            principal: None,
+            started: Instant::now(),
+        }
+    }
+
+    fn route(&self, path: &str) -> Route {
+        let prefix = &self.config.auth.api_prefix;
+        match path {
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/.well-known/jwks.json" => Route::Jwks,
+            p if p
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>
+            {
+                Route::Accounts
+            }
+            _ => Route::Proxy,
+        }
+    }
+
+    /// The proxy path. Each phase's position is deliberate; see the comment on each.
+    async fn proxy(
+        &self,
+        mut request: Request<Body>,
+        path: Cow<'_, str>,
+        ctx: &mut RequestContext,
+    ) -> Result<Response<Body>, ApiError> {
+        // First, before anything reads the headers: the upstream must never see an identity
+        // the client wrote, and no later phase may mistake one for ours.
+        headers::strip_forged_identity(request.headers_mut(), &self.identity);
+
+        // A presented credential is checked even on a public route, and a failing one is
+        // final: it never degrades to anonymous.
+        ctx.principal = self.authenticate(request.headers()).await?;
+
+        // Rules judge the normalized path alone, never the query or a client header.
+        self.rules
+            .authorize(request.method(), &path, ctx.principal.as_ref())?;
+
+        // Rewrite for the upstream. Hop-by-hop removal precedes injection so `Connection`
+        // cannot name the injected identity away.
+        let upgrade = headers::requested_upgrade(request.headers());
+        let host = headers::client_host(request.headers(), request.uri());
+        let headers = request.headers_mut();
+        headers::remove_hop_by_hop(headers);
+        if let Some(protocol) = upgrade {
+            headers::restore_upgrade(headers, protocol);
+        }
+        if !self.config.upstream.forward_credentials {
+            headers::remove_consumed_credentials(headers);
+        }
+        let proto = if ctx.tls { "https" } else { "http" };
+        headers::set_forwarded(headers, ctx.peer, proto, host.clone());
+        match (self.config.upstream.preserve_host, host) {
+            (true, Some(host)) => {
+                headers.insert(HOST, host);
+            }
+            _ => {
+                headers.remove(HOST);
+            }
+        }
+
+        // Last: the identity, which nothing after this point can remove.
+        headers::inject_identity(
+            headers,
+            &self.identity,
+            ctx.principal.as_ref(),
+            &ctx.request_id,
+        );
+
+        let target = forward_target(request.uri(), &path)?;
+        self.upstream
+            .forward(request, target)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, request_id = ?ctx.request_id, "upstream request failed");
+                match error {
+                    upstream::UpstreamError::Timeout(_) => ApiError::GatewayTimeout,
+                    _ => ApiError::BadGateway,
+                }
+            })
+    }
+
+    /// The principal behind whatever credential the request presents; `None` if it presents
+    /// none. Shared by the proxy path and the accounts API.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+        let Some(credential) = find_credential(headers)? else {
+            self.metrics.auth_decision("none", "absent", None);
+            return Ok(None);
+        };
+        let method = credential.method().as_str();
+        let started = Instant::now();
+        let result = self.auth.authenticate(credential).await;
+        let outcome = if result.is_ok() { "ok" } else { "rejected" };
+        self.metrics
+            .auth_decision(method, outcome, Some(started.elapsed()));
+        Ok(Some(result?))
+    }
+
+    async fn readiness(&self) -> Response<Body> {
+        let (store, upstream) = tokio::join!(self.store.ping(), self.upstream.reachable());
+        let store_ok = store.is_ok();
+        let status = if store_ok && upstream {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+        json(
+            status,
+            &serde_json::json!({"store": word(store_ok), "upstream": word(upstream)}),
+        )
+    }
+
+    fn jwks(&self) -> Response<Body> {
+        match self.auth.tokens.jwks() {
+            Some(jwks) => json(StatusCode::OK, &jwks),
+            None => ApiError::NotFound.into_response(),
+        }
+    }
+
+    /// Response headers every answer carries, then one access-log line and the metrics.
+    fn finish(
+        &self,
+        mut response: Response<Body>,
+        route: Route,
+        method: &Method,
+        path: &str,
+        ctx: &RequestContext,
+    ) -> Response<Body> {
+        let headers = response.headers_mut();
+        headers.insert(self.identity.request_id.clone(), ctx.request_id.clone());
+        if ctx.tls && self.config.server.hsts_max_age_secs > 0 {
+            let value = format!(
+                "max-age={}; includeSubDomains",
+                self.config.server.hsts_max_age_secs
+            );
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(STRICT_TRANSPORT_SECURITY, value);
+            }
+        }
+        let status = response.status();
+        self.metrics.request(route.as_str(), status);
+        let principal = ctx.principal.as_ref();
+        tracing::info!(
+            target: "portcullis::access",
+            request_id = ctx.request_id.to_str().unwrap_or(""),
+            client = %ctx.client_ip,
+            method = %method,
+            path,
+            status = status.as_u16(),
+            user = principal.map_or("-", |p| p.user.username.as_str()),
+            auth = principal.map_or("-", |p| p.method.as_str()),
+            latency_us = ctx.started.elapsed().as_micros() as u64,
+        );
+        response
+    }
+}
+
+/// Boxes any request body into the one body type the gateway passes around.
+fn boxed<B>(request: Request<B>) -> Request<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    request.map(|body| body.map_err(|e| -> BoxError { e.into() }).boxed_unsync())
+}
+
+/// The path and query sent upstream: the normalized path (what the rules judged) and the
+/// query unchanged.
+fn forward_target(uri: &http::Uri, path: &Cow<'_, str>) -> Result<PathAndQuery, ApiError> {
+    match (path, uri.path_and_query()) {
+        (Cow::Borrowed(_), Some(original)) => Ok(original.clone()),
+        _ => {
+            let target = match uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_string(),
+            };
+            target
+                .parse()
+                .map_err(|_| ApiError::bad_request("Malformed request path."))
+        }
+    }
+}
+
+/// A request id from a trusted proxy is kept so one id follows the request end to end;
+/// otherwise a fresh one.
+fn request_id(headers: &HeaderMap, name: &http::HeaderName, peer: Peer) -> HeaderValue {
+    if peer.trusted {
+        let incoming = headers.get(name).filter(|v| {
+            let bytes = v.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 128
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        });
+        if let Some(incoming) = incoming {
+            return incoming.clone();
+        }
+    }
+    let id = uuid::Uuid::new_v4();
+    let mut buffer = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buffer))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}

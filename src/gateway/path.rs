@@ -1,0 +1,153 @@
+//! Path normalization: the one path that access rules judge and the upstream receives.
+//!
+//! Rules and upstream must see the same path, or a path that the gateway reads as public
+//! could be read by the upstream as protected (`/public/%2e%2e/admin`). So the gateway
+//! normalizes once, authorizes that, and forwards that. Normalizing decodes only unreserved
+//! characters (RFC 3986 §6.2.2.2), removes dot segments and empty segments, and refuses what
+//! servers disagree about: an encoded `/` or `\`, a literal `\`, NUL and control bytes, and
+//! broken percent-encoding.
+
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path does not start with '/'")]
+    NotAbsolute,
+    #[error("malformed percent-encoding")]
+    BadEncoding,
+    #[error("encoded or literal slash, backslash or control character")]
+    Ambiguous,
+}
+
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let needs_work = raw.contains(['%', '\\']) || raw.contains("//") || has_dot_segment(raw);
+    if !needs_work {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let decoded = decode_unreserved(raw)?;
+    let mut segments: Vec<&str> = Vec::new();
+    let parts: Vec<&str> = decoded.split('/').skip(1).collect();
+    let ends_in_directory = matches!(parts.last(), Some(&"" | &"." | &".."));
+    for segment in parts {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if ends_in_directory || out.is_empty() {
+        out.push('/');
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|s| s == "." || s == "..")
+}
+
+/// Decodes `%XX` triplets of unreserved characters, upper-cases the hex of the rest, and
+/// refuses encodings that would change the path's structure.
+fn decode_unreserved(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
+                let value = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or(PathError::BadEncoding)?;
+                if value == b'/' || value == b'\\' || value.is_ascii_control() {
+                    return Err(PathError::Ambiguous);
+                }
+                if value.is_ascii_alphanumeric() || b"-._~".contains(&value) {
+                    out.push(value as char);
+                } else {
+                    out.push('%');
+                    out.push_str(&format!("{value:02X}"));
+                }
+                i += 3;
+            }
+            b'\\' => return Err(PathError::Ambiguous),
+            c if c.is_ascii_control() => return Err(PathError::Ambiguous),
+            _ => {
+                // Copy a run of ordinary characters at once (hyper has already checked that
+                // the path is valid ASCII in the request line).
+                let end = bytes[i..]
+                    .iter()
+                    .position(|b| *b == b'%' || *b == b'\\' || b.is_ascii_control())
+                    .map_or(bytes.len(), |n| i + n);
+                out.push_str(&raw[i..end]);
+                i = end;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(raw: &str) -> Result<String, PathError> {
+        normalize(raw).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn ordinary_paths_are_untouched_and_borrowed() {
+        assert!(matches!(normalize("/app/items/42"), Ok(Cow::Borrowed(_))));
+        assert_eq!(n("/").unwrap(), "/");
+        assert_eq!(n("/a/b/").unwrap(), "/a/b/");
+        assert_eq!(n("/a/..b/c.d").unwrap(), "/a/..b/c.d");
+    }
+
+    #[test]
+    fn dot_segments_and_empty_segments_are_removed() {
+        assert_eq!(n("/public/../admin").unwrap(), "/admin");
+        assert_eq!(n("/public/./x").unwrap(), "/public/x");
+        assert_eq!(n("//admin").unwrap(), "/admin");
+        assert_eq!(n("/a//b///c").unwrap(), "/a/b/c");
+        assert_eq!(n("/../../etc/passwd").unwrap(), "/etc/passwd");
+        assert_eq!(n("/a/b/..").unwrap(), "/a/");
+        assert_eq!(n("/..").unwrap(), "/");
+    }
+
+    #[test]
+    fn encoded_dots_are_decoded_before_dot_removal() {
+        assert_eq!(n("/public/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(n("/public/%2E./admin").unwrap(), "/admin");
+        assert_eq!(n("/%61dmin").unwrap(), "/admin");
+    }
+
+    #[test]
+    fn reserved_encodings_stay_encoded_and_canonical() {
+        assert_eq!(n("/files/a%20b").unwrap(), "/files/a%20b");
+        assert_eq!(n("/q/%3f%3d").unwrap(), "/q/%3F%3D");
+        assert_eq!(n("/double/%252e%252e").unwrap(), "/double/%252e%252e");
+    }
+
+    #[test]
+    fn ambiguous_or_broken_paths_are_refused() {
+        assert_eq!(n("/public%2f..%2fadmin"), Err(PathError::Ambiguous));
+        assert_eq!(n("/a%5cb"), Err(PathError::Ambiguous));
+        assert_eq!(n("/a\\b"), Err(PathError::Ambiguous));
+        assert_eq!(n("/a%00b"), Err(PathError::Ambiguous));
+        assert_eq!(n("/a%zz"), Err(PathError::BadEncoding));
+        assert_eq!(n("/a%4"), Err(PathError::BadEncoding));
+        assert_eq!(n("/a%"), Err(PathError::BadEncoding));
+        assert_eq!(n("admin"), Err(PathError::NotAbsolute));
+        assert_eq!(n("*"), Err(PathError::NotAbsolute));
+    }
+}

@@ -1,0 +1,154 @@
+//! The upstream: a pooled hyper-util client, timeouts mapped to 502/504, and the tunnel for
+//! protocol upgrades (WebSocket).
+
+use std::time::{Duration, Instant};
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::config::UpstreamConfig;
+use crate::gateway::headers;
+use crate::metrics::Metrics;
+use crate::response::{Body, BoxError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(String),
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("upstream request failed: {0}")]
+    Failed(String),
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    /// Pooled keep-alive connections: a new TCP handshake per request would cost more than
+    /// all the authentication work.
+    client: Client<HttpConnector, Body>,
+    scheme: Scheme,
+    authority: Authority,
+    response_timeout: Duration,
+    connect_timeout: Duration,
+    metrics: Metrics,
+}
+
+impl Upstream {
+    /// From validated configuration (`url` was checked to be `http://host:port`).
+    pub fn new(config: &UpstreamConfig, metrics: Metrics) -> Result<Upstream, UpstreamError> {
+        let uri: Uri = config
+            .url
+            .parse()
+            .map_err(|_| UpstreamError::Failed("bad url".into()))?;
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| UpstreamError::Failed("no host".into()))?;
+        let connect_timeout = Duration::from_secs(config.connect_timeout_secs);
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_secs))
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .build(connector);
+        Ok(Upstream {
+            client,
+            scheme: Scheme::HTTP,
+            authority,
+            response_timeout: Duration::from_secs(config.response_timeout_secs),
+            connect_timeout,
+            metrics,
+        })
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Sends `request` to `path_and_query` on the upstream and returns its response with the
+    /// body streaming. A 101 answer to an upgrade request starts the tunnel.
+    pub async fn forward(
+        &self,
+        mut request: Request<Body>,
+        path_and_query: PathAndQuery,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let upgrade = request.headers().contains_key(http::header::UPGRADE);
+        let client_side = upgrade.then(|| hyper::upgrade::on(&mut request));
+        *request.uri_mut() = Uri::from_parts({
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(self.scheme.clone());
+            parts.authority = Some(self.authority.clone());
+            parts.path_and_query = Some(path_and_query);
+            parts
+        })
+        .map_err(|e| UpstreamError::Failed(e.to_string()))?;
+        // HTTP/2 from the client becomes HTTP/1.1 on the pooled upstream connection.
+        *request.version_mut() = Version::HTTP_11;
+
+        let started = Instant::now();
+        let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
+        let mut response = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                self.metrics.upstream("error", started.elapsed());
+                return Err(if e.is_connect() {
+                    UpstreamError::Connect(e.to_string())
+                } else {
+                    UpstreamError::Failed(e.to_string())
+                });
+            }
+            Err(_) => {
+                self.metrics.upstream("timeout", started.elapsed());
+                return Err(UpstreamError::Timeout(self.response_timeout));
+            }
+        };
+        self.metrics.upstream("ok", started.elapsed());
+
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match (switching, client_side) {
+            (true, Some(client_side)) => {
+                let protocol = response.headers().get(http::header::UPGRADE).cloned();
+                let upstream_side = hyper::upgrade::on(&mut response);
+                tokio::spawn(tunnel(client_side, upstream_side));
+                headers::remove_hop_by_hop(response.headers_mut());
+                if let Some(protocol) = protocol {
+                    headers::restore_upgrade(response.headers_mut(), protocol);
+                }
+            }
+            _ => headers::remove_hop_by_hop(response.headers_mut()),
+        }
+        Ok(response.map(|body| body.map_err(|e| -> BoxError { e.into() }).boxed_unsync()))
+    }
+
+    /// Whether a TCP connection to the upstream can be opened, for `/readyz`.
+    pub async fn reachable(&self) -> bool {
+        let addr = self.authority.as_str().to_string();
+        let connect = tokio::net::TcpStream::connect(addr);
+        matches!(
+            tokio::time::timeout(self.connect_timeout, connect).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade did not complete");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(%error, "upgraded connection ended");
+    }
+}

@@ -1,0 +1,146 @@
+//! Portcullis: a reverse-proxy authentication gateway.
+//!
+//! It stands in front of an unmodified upstream HTTP application, terminates TLS, serves its
+//! own accounts API, authenticates every request (JWT or API key), and forwards authenticated
+//! requests with the caller's identity injected as `X-Authenticated-*` headers. The upstream
+//! never sees an unauthenticated request, nor an identity header the caller wrote.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML schema, environment overrides, validation.
+//! - [`server`]: accept loop, connection limit, TLS handshake, idle and graceful shutdown.
+//! - [`tls`]: rustls configuration, self-signed generation, certificate reload.
+//! - [`gateway`]: **the request path**, top to bottom, with header rewriting, path
+//!   normalization, access rules and the upstream client in its submodules.
+//! - [`auth`]: credentials (JWT, API keys), passwords, login throttling.
+//! - [`accounts`]: the accounts API, one file per resource.
+//! - [`store`]: the `Store` trait and its redb implementation.
+//! - [`cache`]: the hot path's caches and their invalidation.
+//! - [`error`]: the one mapping from an error to a status and a `{"detail": …}` body.
+//! - [`metrics`], [`logging`]: observability.
+//! - [`app`]: the shared state every request reads.
+
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod files;
+pub mod gateway;
+pub mod logging;
+pub mod metrics;
+pub mod response;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use app::{App, StartError};
+pub use bootstrap::Bootstrap;
+pub use config::Config;
+
+/// The sockets the gateway serves on, bound by the caller (tests bind `127.0.0.1:0`).
+pub struct Listeners {
+    pub main: TcpListener,
+    pub admin: Option<TcpListener>,
+    pub redirect: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses the configuration names.
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let main = server::bind(config.server.listen).await?;
+        let admin = match config.admin.enabled {
+            true => Some(server::bind(config.admin.listen).await?),
+            false => None,
+        };
+        let redirect = match config.server.redirect_listen {
+            Some(addr) => Some(server::bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners {
+            main,
+            admin,
+            redirect,
+        })
+    }
+}
+
+/// A gateway that is set up (store open, keys loaded, first admin ensured, TLS ready) and
+/// about to serve.
+pub struct Gateway {
+    pub app: App,
+    pub bootstrap: Bootstrap,
+    tls: Option<(Arc<rustls::ServerConfig>, Arc<tls::CertificateSlot>)>,
+}
+
+impl Gateway {
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        // Opening redb checks the whole file's integrity: blocking work, off the reactor.
+        let app = tokio::task::spawn_blocking(move || App::new(config))
+            .await
+            .map_err(|e| StartError::Io(e.to_string()))??;
+        let bootstrap = bootstrap::ensure_admin(&app).await?;
+        let tls = tls::server_config(&app.config).map_err(|e| StartError::Tls(e.to_string()))?;
+        Ok(Gateway {
+            app,
+            bootstrap,
+            tls,
+        })
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and returns.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let app = self.app;
+        let maintenance = tokio::spawn(app.clone().maintain(stopped.clone()));
+        if let Some(admin) = listeners.admin {
+            tokio::spawn(server::serve_admin(app.clone(), admin, stopped.clone()));
+        }
+        if let Some(redirect) = listeners.redirect {
+            let port = listeners.main.local_addr().map_or(443, |a| a.port());
+            tokio::spawn(server::serve_redirect(redirect, port, stopped.clone()));
+        }
+        let acceptor = self
+            .tls
+            .map(|(config, _slot)| tokio_rustls::TlsAcceptor::from(config));
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        if let Ok(addr) = listeners.main.local_addr() {
+            tracing::info!(%addr, scheme, upstream = %app.config.upstream.url, "serving");
+        }
+        server::serve(app, listeners.main, acceptor, stopped).await;
+        let _ = maintenance.await;
+    }
+}
+
+/// Sets up, announces a generated first-admin password, and serves until `shutdown`.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let gateway = Gateway::start(config).await?;
+    gateway.bootstrap.announce();
+    gateway.serve(listeners, shutdown).await;
+    Ok(())
+}

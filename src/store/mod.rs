@@ -1,0 +1,80 @@
+//! Persistence behind one trait, so the embedded redb file and a shared PostgreSQL database
+//! are interchangeable.
+//!
+//! Every operation that must be atomic (one active key per user, refresh rotation, unique
+//! usernames, the first admin) is a single trait method, so each backend makes it one
+//! transaction instead of the caller composing reads and writes that could interleave.
+
+pub mod records;
+mod redb;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+pub use self::redb::RedbStore;
+pub use records::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("corrupt record in table {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// Usernames are unique and looked up without regard to case.
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    async fn users(&self) -> StoreResult<Vec<UserRecord>>;
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord>;
+    /// Creates `user` only when there are no users at all: the bootstrap admin, exactly once
+    /// however many replicas start together.
+    async fn create_first_user(&self, user: NewUser) -> StoreResult<Option<UserRecord>>;
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>>;
+    /// Removes the user and revokes their active key; returns the revoked key id, if any.
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>>;
+
+    /// Stores `key` as its user's active key and revokes the previous one, whose id it returns.
+    async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<Option<String>>;
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn api_keys(&self, user: Option<UserId>) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revokes a key (idempotent); `None` when there is no such key.
+    async fn revoke_api_key(&self, id: &str, at: u64) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Revokes the user's active key, if any, and returns its id.
+    async fn revoke_user_api_key(&self, user: UserId, at: u64) -> StoreResult<Option<String>>;
+    /// Writes a batch of `last_used_at` times at once (they are kept in memory in between).
+    async fn record_api_key_use(&self, uses: Vec<(String, u64)>) -> StoreResult<()>;
+
+    async fn create_family(&self, family: RefreshFamily) -> StoreResult<()>;
+    async fn family(&self, id: &str) -> StoreResult<Option<RefreshFamily>>;
+    /// Moves the family from `presented_jti` to `next_jti` if `presented_jti` is its newest
+    /// token; if it is an older one, revokes the family.
+    async fn rotate_family(
+        &self,
+        id: &str,
+        presented_jti: &str,
+        next_jti: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> StoreResult<RotateOutcome>;
+    async fn revoke_family(&self, id: &str, at: u64) -> StoreResult<bool>;
+    /// Deletes families whose tokens have all expired.
+    async fn prune_families(&self, now: u64) -> StoreResult<usize>;
+
+    async fn append_audit(&self, event: NewAuditEvent, at: u64) -> StoreResult<()>;
+    /// Newest first, strictly older than `before` when given.
+    async fn audit_events(&self, before: Option<u64>, limit: usize)
+    -> StoreResult<Vec<AuditEvent>>;
+
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+}

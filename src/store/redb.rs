@@ -1,0 +1,518 @@
+//! The embedded store: one redb file in `data_dir`, created 0600.
+//!
+//! Rows are JSON (small, self-describing, readable in a dump). redb transactions are
+//! blocking file I/O, so every operation runs on the blocking pool, never on the reactor.
+//! Commits are durable when they return: a `kill -9` after a successful response loses
+//! nothing.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::records::*;
+use super::{Store, StoreError, StoreResult};
+
+const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+/// Lowercased username → user id: uniqueness and case-insensitive login.
+const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// User id → id of that user's one active key.
+const ACTIVE_KEYS: TableDefinition<u64, &str> = TableDefinition::new("active_keys");
+const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_families");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_events");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// Turns each redb error type into a `StoreError` so closures can use `?`.
+macro_rules! unavailable_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(e: $error) -> Self {
+                StoreError::Unavailable(redb::Error::from(e).to_string())
+            }
+        }
+    )*};
+}
+unavailable_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+#[derive(Clone)]
+pub struct RedbStore {
+    /// `Database` is internally synchronized; the `Arc` lets blocking tasks share it.
+    db: Arc<Database>,
+}
+
+impl RedbStore {
+    /// Opens or creates the file. A file that is not a valid redb database (truncated,
+    /// corrupted, something else) is an error naming it, never silently replaced.
+    pub fn open(path: &Path) -> StoreResult<RedbStore> {
+        let open_error = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        create_private_file(path).map_err(|e| open_error(e.to_string()))?;
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+            .map_err(|e| open_error(e.to_string()))?;
+        let txn = db.begin_write().map_err(|e| open_error(e.to_string()))?;
+        create_tables(&txn).map_err(|e| open_error(e.to_string()))?;
+        txn.commit().map_err(|e| open_error(e.to_string()))?;
+        Ok(RedbStore { db: Arc::new(db) })
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let out = work(&txn)?;
+            txn.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(USERS)?;
+    txn.open_table(USERNAMES)?;
+    txn.open_table(API_KEYS)?;
+    txn.open_table(ACTIVE_KEYS)?;
+    txn.open_table(FAMILIES)?;
+    txn.open_table(AUDIT)?;
+    txn.open_table(COUNTERS)?;
+    Ok(())
+}
+
+/// Creates the file 0600 before redb opens it (redb would create it with the umask), and
+/// tightens an existing file that is looser.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::files::create_private_dir(dir)?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+fn next_id(txn: &WriteTransaction, counter: &str) -> StoreResult<u64> {
+    let mut counters = txn.open_table(COUNTERS)?;
+    let next = counters.get(counter)?.map(|v| v.value()).unwrap_or(0) + 1;
+    counters.insert(counter, next)?;
+    Ok(next)
+}
+
+fn get_user(txn: &WriteTransaction, id: UserId) -> StoreResult<Option<UserRecord>> {
+    let users = txn.open_table(USERS)?;
+    let row = users.get(id)?;
+    row.map(|v| decode("users", v.value())).transpose()
+}
+
+fn put_user(txn: &WriteTransaction, user: &UserRecord) -> StoreResult<()> {
+    txn.open_table(USERS)?
+        .insert(user.id, encode(user)?.as_slice())?;
+    Ok(())
+}
+
+fn insert_new_user(txn: &WriteTransaction, new: NewUser) -> StoreResult<UserRecord> {
+    let key = new.username.to_lowercase();
+    if txn.open_table(USERNAMES)?.get(key.as_str())?.is_some() {
+        return Err(StoreError::UsernameTaken);
+    }
+    let now = crate::clock::now_secs();
+    let user = UserRecord {
+        id: next_id(txn, "users")?,
+        username: new.username,
+        password_hash: new.password_hash,
+        roles: new.roles,
+        is_admin: new.is_admin,
+        is_active: true,
+        tokens_valid_after: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    txn.open_table(USERNAMES)?.insert(key.as_str(), user.id)?;
+    put_user(txn, &user)?;
+    Ok(user)
+}
+
+fn get_key(txn: &WriteTransaction, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    let keys = txn.open_table(API_KEYS)?;
+    let row = keys.get(id)?;
+    row.map(|v| decode("api_keys", v.value())).transpose()
+}
+
+fn put_key(txn: &WriteTransaction, key: &ApiKeyRecord) -> StoreResult<()> {
+    txn.open_table(API_KEYS)?
+        .insert(key.id.as_str(), encode(key)?.as_slice())?;
+    Ok(())
+}
+
+fn revoke_active_key(txn: &WriteTransaction, user: UserId, at: u64) -> StoreResult<Option<String>> {
+    let Some(id) = txn
+        .open_table(ACTIVE_KEYS)?
+        .remove(user)?
+        .map(|v| v.value().to_string())
+    else {
+        return Ok(None);
+    };
+    if let Some(mut key) = get_key(txn, &id)? {
+        key.revoked_at.get_or_insert(at);
+        put_key(txn, &key)?;
+    }
+    Ok(Some(id))
+}
+
+fn get_family(txn: &WriteTransaction, id: &str) -> StoreResult<Option<RefreshFamily>> {
+    let families = txn.open_table(FAMILIES)?;
+    let row = families.get(id)?;
+    row.map(|v| decode("refresh_families", v.value()))
+        .transpose()
+}
+
+fn put_family(txn: &WriteTransaction, family: &RefreshFamily) -> StoreResult<()> {
+    txn.open_table(FAMILIES)?
+        .insert(family.id.as_str(), encode(family)?.as_slice())?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let users = txn.open_table(USERS)?;
+            let row = users.get(id)?;
+            row.map(|v| decode("users", v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let key = username.to_lowercase();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let Some(id) = txn
+                .open_table(USERNAMES)?
+                .get(key.as_str())?
+                .map(|v| v.value())
+            else {
+                return Ok(None);
+            };
+            let users = txn.open_table(USERS)?;
+            let row = users.get(id)?;
+            row.map(|v| decode("users", v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        self.blocking(|db| {
+            let txn = db.begin_read()?;
+            let users = txn.open_table(USERS)?;
+            users
+                .iter()?
+                .map(|row| decode("users", row?.1.value()))
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
+        self.write(move |txn| insert_new_user(txn, user)).await
+    }
+
+    async fn create_first_user(&self, user: NewUser) -> StoreResult<Option<UserRecord>> {
+        self.write(move |txn| {
+            if !txn.open_table(USERS)?.is_empty()? {
+                return Ok(None);
+            }
+            insert_new_user(txn, user).map(Some)
+        })
+        .await
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>> {
+        self.write(move |txn| {
+            let Some(mut user) = get_user(txn, id)? else {
+                return Ok(None);
+            };
+            if let Some(hash) = patch.password_hash {
+                user.password_hash = hash;
+            }
+            if let Some(roles) = patch.roles {
+                user.roles = roles;
+            }
+            if let Some(is_admin) = patch.is_admin {
+                user.is_admin = is_admin;
+            }
+            if let Some(is_active) = patch.is_active {
+                user.is_active = is_active;
+            }
+            if let Some(after) = patch.tokens_valid_after {
+                user.tokens_valid_after = user.tokens_valid_after.max(after);
+            }
+            user.updated_at = crate::clock::now_secs();
+            put_user(txn, &user)?;
+            Ok(Some(user))
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>> {
+        self.write(move |txn| {
+            let Some(user) = get_user(txn, id)? else {
+                return Ok(None);
+            };
+            txn.open_table(USERS)?.remove(id)?;
+            txn.open_table(USERNAMES)?
+                .remove(user.username.to_lowercase().as_str())?;
+            revoke_active_key(txn, id, crate::clock::now_secs()).map(Some)
+        })
+        .await
+    }
+
+    async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<Option<String>> {
+        self.write(move |txn| {
+            let previous = revoke_active_key(txn, key.user_id, key.created_at)?;
+            put_key(txn, &key)?;
+            txn.open_table(ACTIVE_KEYS)?
+                .insert(key.user_id, key.id.as_str())?;
+            Ok(previous)
+        })
+        .await
+    }
+
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let keys = txn.open_table(API_KEYS)?;
+            let row = keys.get(id.as_str())?;
+            row.map(|v| decode("api_keys", v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn api_keys(&self, user: Option<UserId>) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let keys = txn.open_table(API_KEYS)?;
+            let mut out = Vec::new();
+            for row in keys.iter()? {
+                let key: ApiKeyRecord = decode("api_keys", row?.1.value())?;
+                if user.is_none_or(|u| u == key.user_id) {
+                    out.push(key);
+                }
+            }
+            out.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: u64) -> StoreResult<Option<ApiKeyRecord>> {
+        let id = id.to_string();
+        self.write(move |txn| {
+            let Some(mut key) = get_key(txn, &id)? else {
+                return Ok(None);
+            };
+            if key.revoked_at.is_none() {
+                key.revoked_at = Some(at);
+                put_key(txn, &key)?;
+                let mut active = txn.open_table(ACTIVE_KEYS)?;
+                let is_active = active.get(key.user_id)?.is_some_and(|v| v.value() == id);
+                if is_active {
+                    active.remove(key.user_id)?;
+                }
+            }
+            Ok(Some(key))
+        })
+        .await
+    }
+
+    async fn revoke_user_api_key(&self, user: UserId, at: u64) -> StoreResult<Option<String>> {
+        self.write(move |txn| revoke_active_key(txn, user, at))
+            .await
+    }
+
+    async fn record_api_key_use(&self, uses: Vec<(String, u64)>) -> StoreResult<()> {
+        self.write(move |txn| {
+            for (id, at) in uses {
+                if let Some(mut key) = get_key(txn, &id)? {
+                    key.last_used_at = Some(key.last_used_at.unwrap_or(0).max(at));
+                    put_key(txn, &key)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_family(&self, family: RefreshFamily) -> StoreResult<()> {
+        self.write(move |txn| put_family(txn, &family)).await
+    }
+
+    async fn family(&self, id: &str) -> StoreResult<Option<RefreshFamily>> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let families = txn.open_table(FAMILIES)?;
+            let row = families.get(id.as_str())?;
+            row.map(|v| decode("refresh_families", v.value()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn rotate_family(
+        &self,
+        id: &str,
+        presented_jti: &str,
+        next_jti: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> StoreResult<RotateOutcome> {
+        let (id, presented, next) = (
+            id.to_string(),
+            presented_jti.to_string(),
+            next_jti.to_string(),
+        );
+        self.write(move |txn| {
+            let Some(mut family) = get_family(txn, &id)? else {
+                return Ok(RotateOutcome::Unknown);
+            };
+            if family.revoked_at.is_some() {
+                return Ok(RotateOutcome::Revoked);
+            }
+            if family.current_jti != presented {
+                family.revoked_at = Some(now);
+                put_family(txn, &family)?;
+                return Ok(RotateOutcome::ReuseDetected);
+            }
+            family.current_jti = next;
+            family.expires_at = expires_at;
+            put_family(txn, &family)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn revoke_family(&self, id: &str, at: u64) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(move |txn| {
+            let Some(mut family) = get_family(txn, &id)? else {
+                return Ok(false);
+            };
+            family.revoked_at.get_or_insert(at);
+            put_family(txn, &family)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn prune_families(&self, now: u64) -> StoreResult<usize> {
+        self.write(move |txn| {
+            let mut families = txn.open_table(FAMILIES)?;
+            let mut expired = 0;
+            families.retain(|_, bytes| {
+                let keep = serde_json::from_slice::<RefreshFamily>(bytes)
+                    .map_or(true, |family| family.expires_at > now);
+                expired += usize::from(!keep);
+                keep
+            })?;
+            Ok(expired)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent, at: u64) -> StoreResult<()> {
+        self.write(move |txn| {
+            let id = next_id(txn, "audit_events")?;
+            let event = AuditEvent {
+                id,
+                at,
+                kind: event.kind.to_string(),
+                actor: event.actor,
+                target: event.target,
+                client_ip: event.client_ip,
+            };
+            txn.open_table(AUDIT)?
+                .insert(id, encode(&event)?.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_events(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let audit = txn.open_table(AUDIT)?;
+            let rows = audit.range(..before.unwrap_or(u64::MAX))?.rev().take(limit);
+            rows.map(|row| decode("audit_events", row?.1.value()))
+                .collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.blocking(|db| {
+            db.begin_read()?.open_table(COUNTERS)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedbStore")
+    }
+}
