@@ -132,9 +132,9 @@ impl App {
 /// Kubernetes mounts Secrets 0644 unless told otherwise; say so rather than fail.
 fn warn_if_readable_by_others(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "signing key file is readable by group or others; use mode 0600");
-        }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "signing key file is readable by group or others; use mode 0600");
     }
 }

@@ -42,7 +42,6 @@ pub mod store;
 pub mod tls;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -83,7 +82,7 @@ impl Listeners {
 pub struct Gateway {
     pub app: App,
     pub bootstrap: Bootstrap,
-    tls: Option<(Arc<rustls::ServerConfig>, Arc<tls::CertificateSlot>)>,
+    tls: Option<tls::Tls>,
 }
 
 impl Gateway {
@@ -123,7 +122,7 @@ impl Gateway {
         }
         let acceptor = self
             .tls
-            .map(|(config, _slot)| tokio_rustls::TlsAcceptor::from(config));
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         if let Ok(addr) = listeners.main.local_addr() {
             tracing::info!(%addr, scheme, upstream = %app.config.upstream.url, "serving");

@@ -49,11 +49,14 @@ impl ResolvesServerCert for CertificateSlot {
     }
 }
 
-/// The server configuration and the slot its certificate comes from, or `None` when
-/// `tls = "off"`.
-pub fn server_config(
-    config: &Config,
-) -> Result<Option<(Arc<rustls::ServerConfig>, Arc<CertificateSlot>)>, TlsError> {
+/// The listener's TLS: the rustls configuration and the slot its certificate comes from.
+pub struct Tls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub certificate: Arc<CertificateSlot>,
+}
+
+/// The listener's TLS, or `None` when `tls = "off"`.
+pub fn server_config(config: &Config) -> Result<Option<Tls>, TlsError> {
     if config.server.tls == TlsMode::Off {
         return Ok(None);
     }
@@ -76,7 +79,10 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(slot.clone());
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some((Arc::new(server), slot)))
+    Ok(Some(Tls {
+        config: Arc::new(server),
+        certificate: slot,
+    }))
 }
 
 fn load_certified_key(

@@ -140,10 +140,10 @@ pub async fn update(
         .update_user(id, patch)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if revokes_credentials {
-        if let Some(key_id) = app.store.revoke_user_api_key(id, now_secs()).await? {
-            app.caches.invalidate_key(&key_id);
-        }
+    if revokes_credentials
+        && let Some(key_id) = app.store.revoke_user_api_key(id, now_secs()).await?
+    {
+        app.caches.invalidate_key(&key_id);
     }
     app.caches.invalidate_user(id);
     audit(

@@ -119,10 +119,10 @@ fn typed_value(default: Option<&toml::Value>, raw: &str) -> Result<toml::Value, 
 
 /// Lists come as a TOML array (`["a", "b"]`) or comma-separated (`a,b`).
 fn parse_list(raw: &str) -> toml::Value {
-    if let Ok(mut doc) = format!("v = {raw}").parse::<toml::Table>() {
-        if let Some(array @ toml::Value::Array(_)) = doc.remove("v") {
-            return array;
-        }
+    if let Ok(mut doc) = format!("v = {raw}").parse::<toml::Table>()
+        && let Some(array @ toml::Value::Array(_)) = doc.remove("v")
+    {
+        return array;
     }
     let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
     toml::Value::Array(items.map(|s| toml::Value::String(s.to_string())).collect())

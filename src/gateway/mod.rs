@@ -183,7 +183,7 @@ impl App {
             &ctx.request_id,
         );
 
-        let target = forward_target(request.uri(), &path)?;
+        let target = forward_target(request.uri(), path)?;
         self.upstream
             .forward(request, target)
             .await
@@ -283,8 +283,8 @@ where
 
 /// The path and query sent upstream: the normalized path (what the rules judged) and the
 /// query unchanged.
-fn forward_target(uri: &http::Uri, path: &Cow<'_, str>) -> Result<PathAndQuery, ApiError> {
-    match (path, uri.path_and_query()) {
+fn forward_target(uri: &http::Uri, path: Cow<'_, str>) -> Result<PathAndQuery, ApiError> {
+    match (&path, uri.path_and_query()) {
         (Cow::Borrowed(_), Some(original)) => Ok(original.clone()),
         _ => {
             let target = match uri.query() {

@@ -1,0 +1,127 @@
+//! The real `portcullis` binary as a child process: for restarts, `kill -9`, and reading
+//! everything it logs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct GatewayProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+/// A free port on 127.0.0.1 (bound and released; the child binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl GatewayProcess {
+    /// Runs `portcullis serve` with configuration from `env` (on top of the embedded
+    /// defaults), logging at `trace` into `<dir>/gateway-<n>.log`.
+    pub fn spawn(dir: &Path, env: &[(&str, String)]) -> GatewayProcess {
+        let port = free_port();
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        let log = dir.join(format!("gateway-{n}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "trace")
+            .env("PORTCULLIS_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PORTCULLIS_ADMIN_ENABLED", "false")
+            .env("PORTCULLIS_DATA_DIR", dir.join("data"))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        let process = GatewayProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+        };
+        process.wait_until_serving();
+        process
+    }
+
+    fn wait_until_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.log_text().contains(" serving ") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("gateway did not start; log:\n{}", self.log_text());
+    }
+
+    /// Everything the process has written to stdout and stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no drain, no flush, nothing after the last commit survives.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit and returns its status code. Async, so this test's
+    /// own client connections keep being driven (they must answer the HTTP/2 GOAWAY).
+    pub async fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `portcullis serve` expecting it to refuse to start; returns its exit code and output.
+pub fn start_failure(dir: &Path, env: &[(&str, String)]) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env(
+            "PORTCULLIS_SERVER_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("PORTCULLIS_ADMIN_ENABLED", "false")
+        .env("PORTCULLIS_DATA_DIR", dir.join("data"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
