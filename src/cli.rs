@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::app::{StartError, open_store};
-use crate::auth::names;
 use crate::auth::password::Passwords;
+use crate::auth::{apikey, names};
 use crate::config::Config;
 use crate::gateway::rules::Rules;
 use crate::store::{NewUser, Store, UserPatch};
@@ -43,6 +43,24 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Manage API keys in the store.
+    Apikey {
+        #[command(subcommand)]
+        action: ApiKeyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyAction {
+    /// Create a key for a user, revoking their previous one, and print it (shown only once).
+    Create {
+        #[arg(long, value_name = "USERNAME")]
+        user: String,
+    },
+    /// Revoke a key by its id (the part after `pcs_`).
+    Revoke { id: String },
+    /// List keys, newest first. Secrets are never stored, so never listed.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +119,7 @@ pub fn main(cli: Cli) -> Result<(), CliError> {
             Command::Demo => demo(config).await,
             Command::CheckConfig => check_config(&config),
             Command::User { action } => user(&config, action).await,
+            Command::Apikey { action } => apikey(&config, action).await,
         }
     })
 }
@@ -224,6 +243,57 @@ async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
                     user.is_admin,
                     user.is_active,
                     user.roles.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliError> {
+    let store: Arc<dyn Store> = open_store(config)?;
+    let now = crate::clock::now_secs();
+    match action {
+        ApiKeyAction::Create { user } => {
+            let owner = store
+                .user_by_name(&user)
+                .await?
+                .filter(|u| u.is_active)
+                .ok_or_else(|| CliError::Usage(format!("no active user named {user:?}")))?;
+            let new =
+                apikey::generate(owner.id, now).map_err(|e| CliError::Usage(e.to_string()))?;
+            let previous = store.insert_api_key(new.record.clone()).await?;
+            println!("created API key {} for {}", new.record.id, owner.username);
+            if let Some(previous) = previous {
+                println!("revoked the previous key {previous}");
+            }
+            println!("key: {}", new.key);
+            println!("Store it now: it is shown only this once.");
+        }
+        ApiKeyAction::Revoke { id } => match store.revoke_api_key(&id, now).await? {
+            Some(_) => println!("revoked API key {id}"),
+            None => return Err(CliError::Usage(format!("no API key with id {id:?}"))),
+        },
+        ApiKeyAction::List => {
+            let names: std::collections::HashMap<u64, String> = store
+                .users()
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.username))
+                .collect();
+            println!(
+                "{:<21} {:<24} {:<20} {:<20} revoked",
+                "prefix", "user", "created", "last used"
+            );
+            for key in store.api_keys(None).await? {
+                let time = |t: Option<u64>| t.map_or("-".to_string(), crate::clock::rfc3339);
+                println!(
+                    "{:<21} {:<24} {:<20} {:<20} {}",
+                    apikey::display_prefix(&key.id),
+                    names.get(&key.user_id).map_or("(deleted)", String::as_str),
+                    time(Some(key.created_at)),
+                    time(key.last_used_at),
+                    time(key.revoked_at),
                 );
             }
         }

@@ -63,18 +63,11 @@ pub async fn create(
         .await?
         .filter(|u| u.is_active)
         .ok_or_else(|| ApiError::bad_request("user: No active user with that id."))?;
-    let new = apikey::generate().map_err(|error| {
+    let new = apikey::generate(owner.id, now_secs()).map_err(|error| {
         tracing::error!(%error, "OS random number generator failed");
         ApiError::Internal
     })?;
-    let record = ApiKeyRecord {
-        id: new.id,
-        user_id: owner.id,
-        secret_sha256: new.secret_sha256,
-        created_at: now_secs(),
-        last_used_at: None,
-        revoked_at: None,
-    };
+    let record = new.record;
     if let Some(previous) = app.store.insert_api_key(record.clone()).await? {
         app.caches.invalidate_key(&previous);
     }

@@ -9,20 +9,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::store::{ApiKeyRecord, UserId};
+
 const PREFIX: &str = "pcs_";
 const ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
 const ID_LEN: usize = ID_BYTES * 2;
 const SECRET_LEN: usize = 43; // base64url of 32 bytes, unpadded
 
-/// A freshly generated key; `key` is shown to its owner once and never stored.
+/// A freshly generated key: the row to store, and the key itself, which is shown to its owner
+/// once and never stored.
 pub struct NewApiKey {
-    pub id: String,
+    pub record: ApiKeyRecord,
     pub key: String,
-    pub secret_sha256: [u8; 32],
 }
 
-pub fn generate() -> Result<NewApiKey, getrandom::Error> {
+pub fn generate(user_id: UserId, now: u64) -> Result<NewApiKey, getrandom::Error> {
     let mut id = [0u8; ID_BYTES];
     let mut secret = [0u8; SECRET_BYTES];
     getrandom::fill(&mut id)?;
@@ -31,8 +33,14 @@ pub fn generate() -> Result<NewApiKey, getrandom::Error> {
     let secret = URL_SAFE_NO_PAD.encode(secret);
     Ok(NewApiKey {
         key: format!("{PREFIX}{id}_{secret}"),
-        secret_sha256: sha256(&secret),
-        id,
+        record: ApiKeyRecord {
+            id,
+            user_id,
+            secret_sha256: sha256(&secret),
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        },
     })
 }
 
@@ -75,19 +83,20 @@ mod tests {
 
     #[test]
     fn generated_keys_parse_and_match() {
-        let new = generate().unwrap();
+        let new = generate(7, 100).unwrap();
         let (id, secret) = parse(&new.key).unwrap();
-        assert_eq!(id, new.id);
-        assert!(secret_matches(secret, &new.secret_sha256));
+        assert_eq!(id, new.record.id);
+        assert_eq!((new.record.user_id, new.record.created_at), (7, 100));
+        assert!(secret_matches(secret, &new.record.secret_sha256));
         let mut wrong = secret.to_string();
         let last = wrong.pop().unwrap();
         wrong.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(!secret_matches(&wrong, &new.secret_sha256));
+        assert!(!secret_matches(&wrong, &new.record.secret_sha256));
     }
 
     #[test]
     fn malformed_keys_do_not_parse() {
-        let good = generate().unwrap().key;
+        let good = generate(1, 0).unwrap().key;
         let cases = [
             String::new(),
             good.replacen("pcs_", "pcx_", 1),

@@ -75,6 +75,10 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_events(&self, before: Option<u64>, limit: usize)
     -> StoreResult<Vec<AuditEvent>>;
 
+    /// Writes users (ids kept) and keys in one transaction, replacing rows with the same ids:
+    /// moving data between stores, and loading large fixtures.
+    async fn import(&self, users: Vec<UserRecord>, keys: Vec<ApiKeyRecord>) -> StoreResult<()>;
+
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 }

@@ -502,6 +502,35 @@ impl Store for RedbStore {
         .await
     }
 
+    async fn import(&self, users: Vec<UserRecord>, keys: Vec<ApiKeyRecord>) -> StoreResult<()> {
+        self.write(move |txn| {
+            let mut highest = 0;
+            for user in &users {
+                txn.open_table(USERNAMES)?
+                    .insert(user.username.to_lowercase().as_str(), user.id)?;
+                put_user(txn, user)?;
+                highest = highest.max(user.id);
+            }
+            let mut counters = txn.open_table(COUNTERS)?;
+            let next = counters
+                .get("users")?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                .max(highest);
+            counters.insert("users", next)?;
+            drop(counters);
+            for key in &keys {
+                put_key(txn, key)?;
+                if key.revoked_at.is_none() {
+                    txn.open_table(ACTIVE_KEYS)?
+                        .insert(key.user_id, key.id.as_str())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.blocking(|db| {
             db.begin_read()?.open_table(COUNTERS)?;

@@ -4,6 +4,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_keys;
+mod cli;
 mod persistence;
 mod proxy;
 mod tokens;
