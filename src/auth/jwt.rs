@@ -137,6 +137,10 @@ impl Tokens {
             return Err(InvalidToken);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken)?;
+        // RFC 7515 §4.1.11: an extension the verifier does not understand must be refused.
+        if header.crit.is_some() {
+            return Err(InvalidToken);
+        }
         let key = header
             .kid
             .as_deref()

@@ -89,6 +89,26 @@ pub fn strip_forged_identity(headers: &mut HeaderMap, identity: &IdentityHeaders
     }
 }
 
+/// Headers that IIS, Symfony, Spring and others read as the "real" request URL. The gateway
+/// authorizes the request line's path alone, so a client must not be able to name another path
+/// to the upstream. Only a trusted proxy may send them.
+const ROUTING_OVERRIDES: [&str; 6] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+];
+
+pub fn strip_routing_overrides(headers: &mut HeaderMap, peer: Peer) {
+    if !peer.trusted {
+        for name in ROUTING_OVERRIDES {
+            headers.remove(name);
+        }
+    }
+}
+
 /// If the request asks to switch protocols (WebSocket), the value of its `Upgrade` header.
 pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
     let wants_upgrade = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));

@@ -143,6 +143,7 @@ impl App {
         // First, before anything reads the headers: the upstream must never see an identity
         // the client wrote, and no later phase may mistake one for ours.
         headers::strip_forged_identity(request.headers_mut(), &self.identity);
+        headers::strip_routing_overrides(request.headers_mut(), ctx.peer);
 
         // A presented credential is checked even on a public route, and a failing one is
         // final: it never degrades to anonymous.

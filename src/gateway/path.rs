@@ -4,8 +4,9 @@
 //! could be read by the upstream as protected (`/public/%2e%2e/admin`). So the gateway
 //! normalizes once, authorizes that, and forwards that. Normalizing decodes only unreserved
 //! characters (RFC 3986 §6.2.2.2), removes dot segments and empty segments, and refuses what
-//! servers disagree about: an encoded `/` or `\`, a literal `\`, NUL and control bytes, and
-//! broken percent-encoding.
+//! servers disagree about: an encoded `/` or `\`, a literal `\`, NUL and control bytes, a dot
+//! segment with parameters (`..;`, which Tomcat reads as `..`), broken percent-encoding, and
+//! encodings that do not decode to UTF-8 (overlong forms such as `%c0%ae`).
 
 use std::borrow::Cow;
 
@@ -23,7 +24,7 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    let needs_work = raw.contains(['%', '\\']) || raw.contains("//") || has_dot_segment(raw);
+    let needs_work = raw.contains(['%', '\\', ';']) || raw.contains("//") || has_dot_segment(raw);
     if !needs_work {
         return Ok(Cow::Borrowed(raw));
     }
@@ -32,6 +33,10 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     let parts: Vec<&str> = decoded.split('/').skip(1).collect();
     let ends_in_directory = matches!(parts.last(), Some(&"" | &"." | &".."));
     for segment in parts {
+        let before_params = segment.split(';').next().unwrap_or("");
+        if segment.contains(';') && matches!(before_params, "." | "..") {
+            return Err(PathError::Ambiguous);
+        }
         match segment {
             "" | "." => {}
             ".." => {
@@ -60,6 +65,8 @@ fn has_dot_segment(path: &str) -> bool {
 fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
+    // The path fully decoded, only to check that it is UTF-8 (what the upstream will decode).
+    let mut decoded = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -72,6 +79,7 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
                 if value == b'/' || value == b'\\' || value.is_ascii_control() {
                     return Err(PathError::Ambiguous);
                 }
+                decoded.push(value);
                 if value.is_ascii_alphanumeric() || b"-._~".contains(&value) {
                     out.push(value as char);
                 } else {
@@ -90,9 +98,13 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
                     .position(|b| *b == b'%' || *b == b'\\' || b.is_ascii_control())
                     .map_or(bytes.len(), |n| i + n);
                 out.push_str(&raw[i..end]);
+                decoded.extend_from_slice(&bytes[i..end]);
                 i = end;
             }
         }
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(PathError::BadEncoding);
     }
     Ok(out)
 }
@@ -136,6 +148,8 @@ mod tests {
         assert_eq!(n("/files/a%20b").unwrap(), "/files/a%20b");
         assert_eq!(n("/q/%3f%3d").unwrap(), "/q/%3F%3D");
         assert_eq!(n("/double/%252e%252e").unwrap(), "/double/%252e%252e");
+        assert_eq!(n("/caf%C3%A9").unwrap(), "/caf%C3%A9");
+        assert_eq!(n("/a;jsessionid=1/b").unwrap(), "/a;jsessionid=1/b");
     }
 
     #[test]
@@ -147,6 +161,10 @@ mod tests {
         assert_eq!(n("/a%zz"), Err(PathError::BadEncoding));
         assert_eq!(n("/a%4"), Err(PathError::BadEncoding));
         assert_eq!(n("/a%"), Err(PathError::BadEncoding));
+        assert_eq!(n("/public/..;/admin"), Err(PathError::Ambiguous));
+        assert_eq!(n("/public/.;x/admin"), Err(PathError::Ambiguous));
+        assert_eq!(n("/public/%c0%ae%c0%ae/admin"), Err(PathError::BadEncoding));
+        assert_eq!(n("/%ff"), Err(PathError::BadEncoding));
         assert_eq!(n("admin"), Err(PathError::NotAbsolute));
         assert_eq!(n("*"), Err(PathError::NotAbsolute));
     }

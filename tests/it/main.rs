@@ -6,6 +6,7 @@ mod common;
 
 mod api_keys;
 mod cli;
+mod hostile;
 mod persistence;
 mod proxy;
 mod tokens;

@@ -169,3 +169,22 @@ fn consumed_api_keys_are_removed_but_bearer_kept() {
     remove_consumed_credentials(&mut headers);
     assert_eq!(headers["authorization"], "Bearer eyJ");
 }
+
+#[test]
+fn routing_overrides_are_dropped_unless_a_trusted_proxy_sent_them() {
+    let pairs = [
+        ("x-original-url", "/admin"),
+        ("X-Rewrite-URL", "/admin"),
+        ("x-forwarded-prefix", "/app"),
+    ];
+    let mut headers = map(&pairs);
+    strip_routing_overrides(&mut headers, Peer::new("192.0.2.1".parse().unwrap(), &[]));
+    assert!(headers.is_empty());
+    let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+    let mut headers = map(&pairs);
+    strip_routing_overrides(
+        &mut headers,
+        Peer::new("10.0.0.2".parse().unwrap(), &trusted),
+    );
+    assert_eq!(headers.len(), 3);
+}
