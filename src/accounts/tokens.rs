@@ -129,7 +129,7 @@ pub async fn refresh(
                 ctx,
                 "refresh_reuse_detected",
                 Some(&user.username),
-                Some(claims.sid),
+                Some(claims.sid.clone()),
             )
             .await;
             return Err(ApiError::InvalidToken);
@@ -154,7 +154,7 @@ pub async fn logout(
 ) -> Result<Response<Body>, ApiError> {
     let principal = caller(app, request.headers(), ctx).await?;
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
-    let mut sessions: Vec<String> = principal.session_id.iter().map(|s| s.to_string()).collect();
+    let mut sessions: Vec<String> = principal.token.iter().map(|t| t.sid.clone()).collect();
     if let Some(refresh) = fields.optional_str("refresh")? {
         let claims = app
             .auth
@@ -164,7 +164,7 @@ pub async fn logout(
         if claims.user_id() != Some(principal.user.id) {
             return Err(ApiError::InvalidToken);
         }
-        sessions.push(claims.sid);
+        sessions.push(claims.sid.clone());
     }
     let now = crate::clock::now_secs();
     for session in &sessions {

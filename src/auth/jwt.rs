@@ -7,17 +7,22 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::config::{AuthConfig, JwtAlgorithm};
 use crate::store::UserRecord;
 
 /// Longer than any token this gateway issues; a bigger one is rejected before parsing.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Verified tokens remembered: about one per active client.
+const VERIFIED_CACHE_ENTRIES: u64 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,6 +73,12 @@ pub struct InvalidToken;
 pub struct Tokens {
     keyring: Keyring,
     validation: Validation,
+    /// Tokens already verified, by SHA-256 of the whole token. An EdDSA check costs tens of
+    /// microseconds and even HS256 parses JSON three times, while a client presents the same
+    /// token for its whole life. Bounded by `exp` (checked on every hit) and by size;
+    /// revocation is not decided here but checked on every request after this.
+    verified: moka::sync::Cache<[u8; 32], Arc<Claims>>,
+    leeway: u64,
     access_ttl: u64,
     refresh_ttl: u64,
     issuer: String,
@@ -85,6 +96,13 @@ impl Tokens {
         Tokens {
             keyring,
             validation,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CACHE_ENTRIES)
+                .time_to_live(Duration::from_secs(
+                    config.access_ttl_secs + config.leeway_secs,
+                ))
+                .build(),
+            leeway: config.leeway_secs,
             access_ttl: config.access_ttl_secs,
             refresh_ttl: config.refresh_ttl_secs,
             issuer: config.issuer.clone(),
@@ -132,10 +150,28 @@ impl Tokens {
         })
     }
 
-    pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, InvalidToken> {
+    pub fn verify(&self, token: &str, expected: TokenType) -> Result<Arc<Claims>, InvalidToken> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(InvalidToken);
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified.get(&digest) {
+            let live = claims.exp + self.leeway > crate::clock::now_secs();
+            return if live && claims.token_type == expected {
+                Ok(claims)
+            } else {
+                Err(InvalidToken)
+            };
+        }
+        let claims = Arc::new(self.verify_signature(token)?);
+        self.verified.insert(digest, claims.clone());
+        if claims.token_type != expected {
+            return Err(InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<Claims, InvalidToken> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken)?;
         // RFC 7515 §4.1.11: an extension the verifier does not understand must be refused.
         if header.crit.is_some() {
@@ -148,9 +184,6 @@ impl Tokens {
         let key = key.ok_or(InvalidToken)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| InvalidToken)?;
-        if data.claims.token_type != expected {
-            return Err(InvalidToken);
-        }
         Ok(data.claims)
     }
 

@@ -137,7 +137,7 @@ impl Authenticator {
         Ok(Principal {
             user,
             method: AuthMethod::Jwt,
-            session_id: Some(claims.sid.into()),
+            token: Some(claims),
         })
     }
 
@@ -155,7 +155,7 @@ impl Authenticator {
         Ok(Principal {
             user,
             method: AuthMethod::ApiKey,
-            session_id: None,
+            token: None,
         })
     }
 

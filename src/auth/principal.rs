@@ -75,6 +75,6 @@ pub fn effective_roles(user: &UserRecord) -> Vec<String> {
 pub struct Principal {
     pub user: Arc<UserState>,
     pub method: AuthMethod,
-    /// The refresh-token family (login session) a JWT descends from; logout revokes it.
-    pub session_id: Option<Arc<str>>,
+    /// For a JWT, its verified claims; `sid` names the login session logout revokes.
+    pub token: Option<Arc<super::jwt::Claims>>,
 }

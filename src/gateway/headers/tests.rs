@@ -34,7 +34,7 @@ fn principal() -> Principal {
     Principal {
         user: Arc::new(UserState::from_record(&record)),
         method: AuthMethod::Jwt,
-        session_id: None,
+        token: None,
     }
 }
 
