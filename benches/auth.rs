@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use portcullis::auth::jwt::{KeyFile, Keyring, TokenType, Tokens, generate_key};
 use portcullis::auth::{Credential, apikey};
+use portcullis::config::{AuthConfig, JwtAlgorithm};
 use portcullis::store::UserRecord;
 use portcullis::{App, Config};
 
@@ -32,18 +34,7 @@ fn fixture(runtime: &tokio::runtime::Runtime) -> Fixture {
     let mut records = Vec::new();
     let mut keys = Vec::new();
     for id in 1..=KEYS {
-        users.push(UserRecord {
-            id,
-            username: format!("user{id}"),
-            password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
-                .into(),
-            roles: vec!["reader".into()],
-            is_admin: false,
-            is_active: true,
-            tokens_valid_after: 0,
-            created_at: now,
-            updated_at: now,
-        });
+        users.push(user(id));
         let new = apikey::generate(id, now).unwrap();
         keys.push((new.record.id.clone(), id, new.key));
         records.push(new.record);
@@ -108,5 +99,61 @@ fn api_key(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, api_key);
+fn user(id: u64) -> UserRecord {
+    UserRecord {
+        id,
+        username: format!("user{id}"),
+        password_hash: String::new(),
+        roles: vec!["reader".into(), "writer".into()],
+        is_admin: false,
+        is_active: true,
+        tokens_valid_after: 0,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+/// Signature and claim checks alone: a token seen for the first time, and the same token again
+/// (served from the verified-token cache).
+fn jwt(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jwt");
+    for (name, alg) in [
+        ("hs256", JwtAlgorithm::HS256),
+        ("eddsa", JwtAlgorithm::EdDSA),
+    ] {
+        let now = portcullis::clock::now_secs();
+        let file = KeyFile {
+            keys: vec![generate_key(alg, now).unwrap()],
+        };
+        let config = AuthConfig {
+            algorithm: alg,
+            ..AuthConfig::default()
+        };
+        let tokens = Tokens::new(&config, Keyring::from_file(&file, alg).unwrap());
+        let mut n = 0u64;
+        group.bench_function(format!("{name}_first_sight"), |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    tokens
+                        .issue(&user(n), TokenType::Access, "session", now)
+                        .unwrap()
+                        .token
+                },
+                |token| tokens.verify(&token, TokenType::Access).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        let token = tokens
+            .issue(&user(1), TokenType::Access, "session", now)
+            .unwrap()
+            .token;
+        group.bench_function(format!("{name}_repeated"), |b| {
+            b.iter(|| tokens.verify(&token, TokenType::Access).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, jwt, api_key);
 criterion_main!(benches);

@@ -2,6 +2,8 @@
 //! every connection through a cheap `Clone` handle.
 
 use std::ops::Deref;
+
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +30,8 @@ pub struct State {
     pub passwords: Passwords,
     pub throttle: LoginThrottle,
     pub upstream: Upstream,
-    pub rules: Rules,
+    /// Swapped whole on reload; each request reads the table current when it arrived.
+    pub rules: ArcSwap<Rules>,
     pub identity: IdentityHeaders,
     pub metrics: Metrics,
 }
@@ -87,7 +90,7 @@ impl App {
             passwords: Passwords::new(&config.auth)?,
             throttle: LoginThrottle::new(&config.rate_limit),
             upstream: Upstream::new(&config.upstream, metrics.clone())?,
-            rules: Rules::new(&config.rules),
+            rules: ArcSwap::from_pointee(Rules::new(&config.rules)),
             identity: IdentityHeaders::new(&config.headers),
             store,
             caches,

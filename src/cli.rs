@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::app::{StartError, open_store};
+use crate::auth::jwt::KeyFile;
 use crate::auth::password::Passwords;
 use crate::auth::{apikey, names};
 use crate::config::Config;
@@ -48,6 +49,19 @@ pub enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+    /// Manage the JWT signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Add a signing key of the configured algorithm. Older keys keep verifying until every
+    /// token they signed has expired, then the next rotation drops them. Running gateways
+    /// pick the new key up on SIGHUP or within `server.reload_check_secs`.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +134,9 @@ pub fn main(cli: Cli) -> Result<(), CliError> {
             Command::CheckConfig => check_config(&config),
             Command::User { action } => user(&config, action).await,
             Command::Apikey { action } => apikey(&config, action).await,
+            Command::Keys {
+                action: KeysAction::Rotate,
+            } => rotate_keys(&config),
         }
     })
 }
@@ -298,6 +315,29 @@ async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliError> {
             }
         }
     }
+    Ok(())
+}
+
+fn rotate_keys(config: &Config) -> Result<(), CliError> {
+    let path = config.signing_key_path();
+    let key_error = |e: crate::auth::jwt::KeyError| CliError::Start(e.into());
+    let mut file = if path.exists() {
+        KeyFile::read(&path).map_err(key_error)?
+    } else {
+        KeyFile::default()
+    };
+    // A retired key is needed while a refresh token it signed may still be presented.
+    let keep = config.auth.refresh_ttl_secs + config.auth.leeway_secs;
+    file.rotate(config.auth.algorithm, crate::clock::now_secs(), keep)
+        .map_err(key_error)?;
+    file.write(&path).map_err(key_error)?;
+    let newest = file.keys.last().map_or("", |k| k.kid.as_str());
+    println!(
+        "new {:?} signing key {newest} in {}; {} key(s) kept for verification",
+        config.auth.algorithm,
+        path.display(),
+        file.keys.len()
+    );
     Ok(())
 }
 

@@ -36,6 +36,7 @@ pub mod files;
 pub mod gateway;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod response;
 pub mod server;
 pub mod store;
@@ -120,6 +121,8 @@ impl Gateway {
             let port = listeners.main.local_addr().map_or(443, |a| a.port());
             tokio::spawn(server::serve_redirect(redirect, port, stopped.clone()));
         }
+        let certificate = self.tls.as_ref().map(|tls| tls.certificate.clone());
+        tokio::spawn(reload::Reloader::new(app.clone(), certificate).run(stopped.clone()));
         let acceptor = self
             .tls
             .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config));

@@ -57,7 +57,7 @@ fn principal() -> Principal {
     Principal {
         user: Arc::new(UserState::from_record(&user)),
         method: AuthMethod::Jwt,
-        session_id: None,
+        token: None,
     }
 }
 
@@ -78,10 +78,9 @@ fn parse(data: &[u8]) -> HeaderMap {
             continue;
         };
         let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_bytes(value),
-        ) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
             headers.append(name, value);
         }
     }
@@ -91,8 +90,7 @@ fn parse(data: &[u8]) -> HeaderMap {
 fuzz_target!(|data: &[u8]| {
     let mut headers = parse(data);
 
-    if let Ok(Some(Credential::Bearer(c) | Credential::ApiKey(c))) = find_credential(&headers)
-    {
+    if let Ok(Some(Credential::Bearer(c) | Credential::ApiKey(c))) = find_credential(&headers) {
         let trimmed = c.trim_matches(|ch: char| ch.is_ascii_whitespace());
         assert_eq!(trimmed, c, "credential not trimmed");
     }
@@ -107,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
 
     remove_hop_by_hop(&mut headers);
     for name in HOP_BY_HOP {
-        assert!(!headers.contains_key(name), "hop-by-hop header survived: {name}");
+        assert!(
+            !headers.contains_key(name),
+            "hop-by-hop header survived: {name}"
+        );
     }
 
     let principal = principal();

@@ -3,6 +3,7 @@
 //! One file per resource; this one routes and holds what they share.
 
 mod api_keys;
+mod audit;
 pub mod body;
 mod tokens;
 mod users;
@@ -39,6 +40,7 @@ pub async fn handle(
         (["users", id], "PATCH") => users::update(app, request, ctx, id).await,
         (["users", id], "DELETE") => users::delete(app, request, ctx, id).await,
         (["permissions"], "GET") => users::permissions(app, request, ctx).await,
+        (["audit"], "GET") => audit::list(app, request, ctx).await,
         (known, _) if is_known_path(known) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     };
@@ -58,6 +60,7 @@ fn is_known_path(segments: &[&str]) -> bool {
             | ["users"]
             | ["users", _]
             | ["permissions"]
+            | ["audit"]
     )
 }
 

@@ -191,15 +191,8 @@ pub async fn permissions(
     ctx: &mut RequestContext,
 ) -> Result<Response<Body>, ApiError> {
     caller(app, request.headers(), ctx).await?;
-    let mut roles: Vec<&str> = app
-        .config
-        .rules
-        .iter()
-        .flat_map(|r| r.roles.iter().map(String::as_str))
-        .collect();
-    roles.push("admin");
-    roles.sort_unstable();
-    roles.dedup();
+    let rules = app.rules.load();
+    let roles = rules.roles();
     Ok(json(StatusCode::OK, &json!({ "roles": roles })))
 }
 

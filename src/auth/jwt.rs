@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -71,7 +73,8 @@ pub enum KeyError {
 pub struct InvalidToken;
 
 pub struct Tokens {
-    keyring: Keyring,
+    /// Swapped whole when the key file changes (rotation on another replica, a new Secret).
+    keyring: ArcSwap<Keyring>,
     validation: Validation,
     /// Tokens already verified, by SHA-256 of the whole token. An EdDSA check costs tens of
     /// microseconds and even HS256 parses JSON three times, while a client presents the same
@@ -94,7 +97,7 @@ impl Tokens {
         validation.leeway = config.leeway_secs;
         validation.validate_nbf = true;
         Tokens {
-            keyring,
+            keyring: ArcSwap::from_pointee(keyring),
             validation,
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_CACHE_ENTRIES)
@@ -108,6 +111,13 @@ impl Tokens {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
         }
+    }
+
+    /// Starts signing and verifying with `keyring`. Remembered verifications are dropped, so a
+    /// key removed from the file stops verifying at once.
+    pub fn replace_keyring(&self, keyring: Keyring) {
+        self.keyring.store(Arc::new(keyring));
+        self.verified.invalidate_all();
     }
 
     pub fn refresh_ttl(&self) -> u64 {
@@ -141,7 +151,8 @@ impl Tokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        let token = jsonwebtoken::encode(&self.keyring.header, &claims, &self.keyring.signing_key)
+        let keyring = self.keyring.load();
+        let token = jsonwebtoken::encode(&keyring.header, &claims, &keyring.signing_key)
             .map_err(|e| KeyError::Sign(e.to_string()))?;
         Ok(Issued {
             token,
@@ -172,6 +183,7 @@ impl Tokens {
     }
 
     fn verify_signature(&self, token: &str) -> Result<Claims, InvalidToken> {
+        let keyring = self.keyring.load();
         let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken)?;
         // RFC 7515 §4.1.11: an extension the verifier does not understand must be refused.
         if header.crit.is_some() {
@@ -180,7 +192,7 @@ impl Tokens {
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.keyring.verifying.get(kid));
+            .and_then(|kid| keyring.verifying.get(kid));
         let key = key.ok_or(InvalidToken)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| InvalidToken)?;
@@ -189,9 +201,9 @@ impl Tokens {
 
     /// The public keys as a JWK Set, when the algorithm has public keys (EdDSA).
     pub fn jwks(&self) -> Option<serde_json::Value> {
-        (self.keyring.algorithm == Algorithm::EdDSA).then(|| {
-            let keys: Vec<_> = self
-                .keyring
+        let keyring = self.keyring.load();
+        (keyring.algorithm == Algorithm::EdDSA).then(|| {
+            let keys: Vec<_> = keyring
                 .public_keys
                 .iter()
                 .map(|(kid, x)| {

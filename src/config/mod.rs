@@ -6,6 +6,7 @@
 //! denies unknown fields, so a typo is an error that names the key instead of a silent default.
 //! [`Config::validate`] collects every semantic problem at once.
 
+mod defaults;
 mod env;
 mod validate;
 
@@ -35,6 +36,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub bootstrap: BootstrapConfig,
     pub log: LogConfig,
+    /// The file this configuration was read from, watched for rule changes.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -81,6 +85,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long SIGTERM waits for in-flight requests before exiting.
     pub shutdown_grace_secs: u64,
+    /// How often the certificate, configuration and key files are checked for changes;
+    /// 0 reloads on SIGHUP only.
+    pub reload_check_secs: u64,
     /// Peers whose `X-Forwarded-*` headers are kept (appended to) rather than replaced.
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -220,155 +227,6 @@ pub struct LogConfig {
     pub level: String,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data_dir: PathBuf::from("./portcullis-data"),
-            server: ServerConfig::default(),
-            upstream: UpstreamConfig::default(),
-            auth: AuthConfig::default(),
-            store: StoreConfig::default(),
-            cache: CacheConfig::default(),
-            rate_limit: RateLimitConfig::default(),
-            headers: HeaderNamesConfig::default(),
-            rules: Vec::new(),
-            admin: AdminConfig::default(),
-            bootstrap: BootstrapConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
-            tls: TlsMode::SelfSigned,
-            cert: None,
-            key: None,
-            tls_min_version: TlsVersion::Tls12,
-            self_signed_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-            hsts_max_age_secs: 0,
-            redirect_listen: None,
-            max_header_bytes: 16 * 1024,
-            max_body_bytes: 64 * 1024,
-            tls_handshake_timeout_secs: 10,
-            header_read_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            max_connections: 10_000,
-            shutdown_grace_secs: 30,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-impl Default for UpstreamConfig {
-    fn default() -> Self {
-        UpstreamConfig {
-            url: "http://127.0.0.1:8080".into(),
-            connect_timeout_secs: 5,
-            response_timeout_secs: 60,
-            pool_idle_timeout_secs: 90,
-            pool_max_idle_per_host: 256,
-            forward_credentials: false,
-            preserve_host: false,
-        }
-    }
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            api_prefix: "/api/accounts".into(),
-            access_ttl_secs: 300,
-            refresh_ttl_secs: 86_400,
-            rotate_refresh_tokens: true,
-            algorithm: JwtAlgorithm::HS256,
-            signing_key_file: None,
-            issuer: "portcullis".into(),
-            audience: "portcullis".into(),
-            leeway_secs: 5,
-            // OWASP Password Storage Cheat Sheet, argon2id second option.
-            argon2_memory_kib: 19_456,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            hash_concurrency: 0,
-            min_password_length: 8,
-        }
-    }
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            backend: StoreBackend::Redb,
-            path: None,
-            url: None,
-        }
-    }
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            ttl_secs: 30,
-            max_entries: 100_000,
-            last_used_flush_secs: 10,
-        }
-    }
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        RateLimitConfig {
-            enabled: true,
-            login_per_ip_per_minute: 30,
-            login_per_ip_burst: 10,
-            login_per_username_per_minute: 10,
-            login_per_username_burst: 5,
-        }
-    }
-}
-
-impl Default for HeaderNamesConfig {
-    fn default() -> Self {
-        HeaderNamesConfig {
-            user: "X-Authenticated-User".into(),
-            user_id: "X-Authenticated-User-Id".into(),
-            roles: "X-Authenticated-Roles".into(),
-            method: "X-Authenticated-Method".into(),
-            request_id: "X-Request-Id".into(),
-        }
-    }
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig {
-            enabled: true,
-            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
-        }
-    }
-}
-
-impl Default for BootstrapConfig {
-    fn default() -> Self {
-        BootstrapConfig {
-            admin_username: "admin".into(),
-            admin_password: None,
-        }
-    }
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Text,
-            level: "info".into(),
-        }
-    }
-}
-
 impl Config {
     /// Parses TOML text alone: no file, no environment, no validation.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
@@ -391,9 +249,10 @@ impl Config {
         let mut table: toml::Table =
             toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         env::apply_overrides(&mut table, vars)?;
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.source = path.map(Path::to_path_buf);
         config.validate()?;
         Ok(config)
     }

@@ -151,6 +151,7 @@ impl App {
 
         // Rules judge the normalized path alone, never the query or a client header.
         self.rules
+            .load()
             .authorize(request.method(), &path, ctx.principal.as_ref())?;
 
         // Rewrite for the upstream. Hop-by-hop removal precedes injection so `Connection`

@@ -72,6 +72,30 @@ impl Rules {
         }
     }
 
+    /// The role names the rules require, sorted, plus `admin`.
+    pub fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = self
+            .0
+            .iter()
+            .flat_map(|r| match &r.access {
+                Access::AnyRole(roles) => roles.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        roles.push("admin");
+        roles.sort_unstable();
+        roles.dedup();
+        roles
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// One line per rule, for `portcullis check-config`.
     pub fn describe(&self) -> Vec<String> {
         let mut lines: Vec<String> = self

@@ -25,13 +25,29 @@ impl GatewayProcess {
     /// Runs `portcullis serve` with configuration from `env` (on top of the embedded
     /// defaults), logging at `trace` into `<dir>/gateway-<n>.log`.
     pub fn spawn(dir: &Path, env: &[(&str, String)]) -> GatewayProcess {
+        GatewayProcess::start(dir, None, env)
+    }
+
+    /// Runs `portcullis serve -c <config>`, otherwise as [`GatewayProcess::spawn`].
+    pub fn spawn_with_config(dir: &Path, config: &Path, env: &[(&str, String)]) -> GatewayProcess {
+        GatewayProcess::start(dir, Some(config), env)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn start(dir: &Path, config: Option<&Path>, env: &[(&str, String)]) -> GatewayProcess {
         let port = free_port();
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         let log = dir.join(format!("gateway-{n}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command.arg("serve");
+        if let Some(config) = config {
+            command.arg("-c").arg(config);
+        }
         command
-            .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "trace")

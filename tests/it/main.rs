@@ -4,10 +4,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts_input;
+mod api_key_durability;
 mod api_keys;
 mod cli;
 mod hostile;
+mod operations;
 mod persistence;
 mod proxy;
+mod reload;
+mod token_validation;
 mod tokens;
 mod users;
+mod websocket;

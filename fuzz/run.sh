@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds every fuzz target and runs each for N seconds (first argument, default 30).
+# Works on a stable toolchain: `--sanitizer none` needs no nightly-only flag.
+# Exits non-zero if any target crashes, panics, times out or runs out of memory;
+# reproducers are left in fuzz/artifacts/<target>/.
+#
+# On a shared machine, limit the build: CARGO_BUILD_JOBS=1 fuzz/run.sh 30
+set -uo pipefail
+
+seconds="${1:-30}"
+fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
+cd "$fuzz_dir/.."
+
+export CARGO_TERM_COLOR=never
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz"
+    cargo install cargo-fuzz --locked || exit 1
+fi
+
+fuzz=(cargo fuzz)
+opts=(--fuzz-dir "$fuzz_dir" --sanitizer none)
+
+echo "== build"
+"${fuzz[@]}" build "${opts[@]}" || exit 1
+
+targets=$("${fuzz[@]}" list --fuzz-dir "$fuzz_dir") || exit 1
+failed=()
+summary=()
+for target in $targets; do
+    corpus="$fuzz_dir/corpus/$target"
+    mkdir -p "$corpus"
+    dirs=("$corpus")
+    [ -d "$fuzz_dir/seeds/$target" ] && dirs+=("$fuzz_dir/seeds/$target")
+    log="$fuzz_dir/artifacts/$target.log"
+    mkdir -p "$fuzz_dir/artifacts"
+    echo "== $target (${seconds}s)"
+    "${fuzz[@]}" run "${opts[@]}" "$target" "${dirs[@]}" -- \
+        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1
+    status=$?
+    stats=$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec):' "$log" |
+        sed 's/^stat:://' | tr '\n' ' ')
+    if [ "$status" -ne 0 ]; then
+        failed+=("$target")
+        summary+=("$target: FAILED (exit $status) $stats")
+        grep -E 'panicked at|^==[0-9]+== ERROR|SUMMARY|Test unit written to' "$log" || tail -n 30 "$log"
+    else
+        summary+=("$target: ok $stats")
+    fi
+done
+
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+if [ "${#failed[@]}" -ne 0 ]; then
+    echo "crashed: ${failed[*]} (logs and reproducers in $fuzz_dir/artifacts/)"
+    exit 1
+fi

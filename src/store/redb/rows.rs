@@ -1,0 +1,115 @@
+//! The tables of the redb file and the row-level operations that several store methods share,
+//! each inside the caller's transaction.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::records::*;
+use crate::store::{StoreError, StoreResult};
+
+pub(super) const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+/// Lowercased username → user id: uniqueness and case-insensitive login.
+pub(super) const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+pub(super) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// User id → id of that user's one active key.
+pub(super) const ACTIVE_KEYS: TableDefinition<u64, &str> = TableDefinition::new("active_keys");
+pub(super) const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_families");
+pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_events");
+pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+pub(super) fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+pub(super) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+pub(super) fn next_id(txn: &WriteTransaction, counter: &str) -> StoreResult<u64> {
+    let mut counters = txn.open_table(COUNTERS)?;
+    let next = counters.get(counter)?.map(|v| v.value()).unwrap_or(0) + 1;
+    counters.insert(counter, next)?;
+    Ok(next)
+}
+
+pub(super) fn get_user(txn: &WriteTransaction, id: UserId) -> StoreResult<Option<UserRecord>> {
+    let users = txn.open_table(USERS)?;
+    let row = users.get(id)?;
+    row.map(|v| decode("users", v.value())).transpose()
+}
+
+pub(super) fn put_user(txn: &WriteTransaction, user: &UserRecord) -> StoreResult<()> {
+    txn.open_table(USERS)?
+        .insert(user.id, encode(user)?.as_slice())?;
+    Ok(())
+}
+
+pub(super) fn insert_new_user(txn: &WriteTransaction, new: NewUser) -> StoreResult<UserRecord> {
+    let key = new.username.to_lowercase();
+    if txn.open_table(USERNAMES)?.get(key.as_str())?.is_some() {
+        return Err(StoreError::UsernameTaken);
+    }
+    let now = crate::clock::now_secs();
+    let user = UserRecord {
+        id: next_id(txn, "users")?,
+        username: new.username,
+        password_hash: new.password_hash,
+        roles: new.roles,
+        is_admin: new.is_admin,
+        is_active: true,
+        tokens_valid_after: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    txn.open_table(USERNAMES)?.insert(key.as_str(), user.id)?;
+    put_user(txn, &user)?;
+    Ok(user)
+}
+
+pub(super) fn get_key(txn: &WriteTransaction, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    let keys = txn.open_table(API_KEYS)?;
+    let row = keys.get(id)?;
+    row.map(|v| decode("api_keys", v.value())).transpose()
+}
+
+pub(super) fn put_key(txn: &WriteTransaction, key: &ApiKeyRecord) -> StoreResult<()> {
+    txn.open_table(API_KEYS)?
+        .insert(key.id.as_str(), encode(key)?.as_slice())?;
+    Ok(())
+}
+
+pub(super) fn revoke_active_key(
+    txn: &WriteTransaction,
+    user: UserId,
+    at: u64,
+) -> StoreResult<Option<String>> {
+    let Some(id) = txn
+        .open_table(ACTIVE_KEYS)?
+        .remove(user)?
+        .map(|v| v.value().to_string())
+    else {
+        return Ok(None);
+    };
+    if let Some(mut key) = get_key(txn, &id)? {
+        key.revoked_at.get_or_insert(at);
+        put_key(txn, &key)?;
+    }
+    Ok(Some(id))
+}
+
+pub(super) fn get_family(txn: &WriteTransaction, id: &str) -> StoreResult<Option<RefreshFamily>> {
+    let families = txn.open_table(FAMILIES)?;
+    let row = families.get(id)?;
+    row.map(|v| decode("refresh_families", v.value()))
+        .transpose()
+}
+
+pub(super) fn put_family(txn: &WriteTransaction, family: &RefreshFamily) -> StoreResult<()> {
+    txn.open_table(FAMILIES)?
+        .insert(family.id.as_str(), encode(family)?.as_slice())?;
+    Ok(())
+}
