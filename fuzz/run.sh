@@ -18,13 +18,15 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked || exit 1
 fi
 
-fuzz=(cargo fuzz)
-opts=(--fuzz-dir "$fuzz_dir" --sanitizer none)
+target_dir="${CARGO_TARGET_DIR:-$fuzz_dir/target}"
+triple="$(rustc -vV | sed -n 's/^host: //p')"
 
+# Built once, then the binaries are run directly: `cargo fuzz run` would rebuild before each
+# target, and a tree edited meanwhile would give the targets different code (or no build).
 echo "== build"
-"${fuzz[@]}" build "${opts[@]}" || exit 1
+cargo fuzz build --fuzz-dir "$fuzz_dir" --sanitizer none --target-dir "$target_dir" || exit 1
 
-targets=$("${fuzz[@]}" list --fuzz-dir "$fuzz_dir") || exit 1
+targets=$(cargo fuzz list --fuzz-dir "$fuzz_dir") || exit 1
 failed=()
 summary=()
 for target in $targets; do
@@ -32,14 +34,15 @@ for target in $targets; do
     mkdir -p "$corpus"
     dirs=("$corpus")
     [ -d "$fuzz_dir/seeds/$target" ] && dirs+=("$fuzz_dir/seeds/$target")
-    log="$fuzz_dir/artifacts/$target.log"
-    mkdir -p "$fuzz_dir/artifacts"
+    artifacts="$fuzz_dir/artifacts/$target"
+    log="$artifacts/run.log"
+    mkdir -p "$artifacts"
     echo "== $target (${seconds}s)"
-    "${fuzz[@]}" run "${opts[@]}" "$target" "${dirs[@]}" -- \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1
+    "$target_dir/$triple/release/$target" -artifact_prefix="$artifacts/" \
+        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${dirs[@]}" >"$log" 2>&1
     status=$?
     stats=$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec):' "$log" |
-        sed 's/^stat:://' | tr '\n' ' ')
+        sed 's/^stat:://' | tr -s ' \n' '  ')
     if [ "$status" -ne 0 ]; then
         failed+=("$target")
         summary+=("$target: FAILED (exit $status) $stats")
@@ -52,6 +55,6 @@ done
 echo "== summary"
 printf '%s\n' "${summary[@]}"
 if [ "${#failed[@]}" -ne 0 ]; then
-    echo "crashed: ${failed[*]} (logs and reproducers in $fuzz_dir/artifacts/)"
+    echo "crashed: ${failed[*]} (reproducers and run.log in $fuzz_dir/artifacts/<target>/)"
     exit 1
 fi

@@ -33,6 +33,7 @@ pub struct State {
     /// Swapped whole on reload; each request reads the table current when it arrived.
     pub rules: ArcSwap<Rules>,
     pub identity: IdentityHeaders,
+    pub docs: crate::openapi::ApiDocs,
     pub metrics: Metrics,
 }
 
@@ -92,6 +93,7 @@ impl App {
             upstream: Upstream::new(&config.upstream, metrics.clone())?,
             rules: ArcSwap::from_pointee(Rules::new(&config.rules)),
             identity: IdentityHeaders::new(&config.headers),
+            docs: crate::openapi::ApiDocs::new(&config.auth.api_prefix),
             store,
             caches,
             metrics,

@@ -17,11 +17,14 @@ pub enum ApiError {
     LoginFailed,
     Forbidden,
     NotFound,
-    MethodNotAllowed,
+    /// With the methods the path does allow, for the `Allow` header.
+    MethodNotAllowed(String),
     BadRequest(String),
     PayloadTooLarge,
     UnsupportedMediaType,
-    Throttled { retry_after_secs: u64 },
+    Throttled {
+        retry_after_secs: u64,
+    },
     BadGateway,
     GatewayTimeout,
     Unavailable,
@@ -41,7 +44,7 @@ impl ApiError {
             | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -61,7 +64,7 @@ impl ApiError {
             ApiError::LoginFailed => "No active account found with the given credentials".into(),
             ApiError::Forbidden => "You do not have permission to perform this action.".into(),
             ApiError::NotFound => "Not found.".into(),
-            ApiError::MethodNotAllowed => "Method not allowed.".into(),
+            ApiError::MethodNotAllowed(_) => "Method not allowed.".into(),
             ApiError::BadRequest(detail) => detail.clone(),
             ApiError::PayloadTooLarge => "Request body is too large.".into(),
             ApiError::UnsupportedMediaType => {
@@ -90,7 +93,18 @@ impl ApiError {
                     HeaderValue::from_static(r#"Bearer realm="portcullis""#),
                 );
             }
-            ApiError::InvalidToken | ApiError::InvalidApiKey | ApiError::LoginFailed => {
+            ApiError::LoginFailed => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="portcullis""#),
+                );
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                if let Ok(allow) = HeaderValue::from_str(&allow) {
+                    headers.insert(http::header::ALLOW, allow);
+                }
+            }
+            ApiError::InvalidToken | ApiError::InvalidApiKey => {
                 headers.insert(
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer realm="portcullis", error="invalid_token""#),

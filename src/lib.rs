@@ -36,6 +36,7 @@ pub mod files;
 pub mod gateway;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod reload;
 pub mod response;
 pub mod server;

@@ -41,27 +41,48 @@ pub async fn handle(
         (["users", id], "DELETE") => users::delete(app, request, ctx, id).await,
         (["permissions"], "GET") => users::permissions(app, request, ctx).await,
         (["audit"], "GET") => audit::list(app, request, ctx).await,
-        (known, _) if is_known_path(known) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
+        (path, _) => Err(match allowed_methods(path) {
+            Some(allow) => ApiError::MethodNotAllowed(allow),
+            None => ApiError::NotFound,
+        }),
     };
     result.unwrap_or_else(ApiError::into_response)
 }
 
-fn is_known_path(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        ["token"]
-            | ["auth", "login"]
-            | ["token", "refresh"]
-            | ["auth", "logout"]
-            | ["me"]
-            | ["api-keys"]
-            | ["api-keys", _]
-            | ["users"]
-            | ["users", _]
-            | ["permissions"]
-            | ["audit"]
-    )
+/// Every route, as the OpenAPI document names it; `{id}` stands for one path segment.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/token/", "POST"),
+    ("/auth/login/", "POST"),
+    ("/token/refresh/", "POST"),
+    ("/auth/logout/", "POST"),
+    ("/me/", "GET"),
+    ("/api-keys/", "GET"),
+    ("/api-keys/", "POST"),
+    ("/api-keys/{id}/", "DELETE"),
+    ("/users/", "GET"),
+    ("/users/", "POST"),
+    ("/users/{id}/", "GET"),
+    ("/users/{id}/", "PATCH"),
+    ("/users/{id}/", "DELETE"),
+    ("/permissions/", "GET"),
+    ("/audit/", "GET"),
+];
+
+/// The methods the routes with this path allow, for a 405; `None` when no route has it.
+fn allowed_methods(segments: &[&str]) -> Option<String> {
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(template, _)| {
+            let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
+            parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(segments)
+                    .all(|(part, segment)| part == segment || part.starts_with('{'))
+        })
+        .map(|(_, method)| *method)
+        .collect();
+    (!allowed.is_empty()).then(|| allowed.join(", "))
 }
 
 /// The authenticated caller, or 401.

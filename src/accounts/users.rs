@@ -90,11 +90,11 @@ pub async fn get(
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let principal = caller(app, request.headers(), ctx).await?;
-    let id = parse_id(id)?;
-    // Permission before lookup, so a non-admin learns nothing about who exists.
-    if !principal.user.is_admin && principal.user.id != id {
+    // Permission before anything else, so a non-admin learns nothing about who exists.
+    if !principal.user.is_admin && id.parse() != Ok(principal.user.id) {
         return Err(ApiError::Forbidden);
     }
+    let id = parse_id(id)?;
     let user = app.store.user(id).await?.ok_or(ApiError::NotFound)?;
     Ok(json(StatusCode::OK, &user_json(&user)))
 }
@@ -168,6 +168,7 @@ pub async fn delete(
     if id == principal.user.id {
         return Err(ApiError::bad_request("You cannot delete your own account."));
     }
+    let user = app.store.user(id).await?.ok_or(ApiError::NotFound)?;
     let revoked_key = app.store.delete_user(id).await?.ok_or(ApiError::NotFound)?;
     if let Some(key_id) = revoked_key {
         app.caches.invalidate_key(&key_id);
@@ -178,7 +179,7 @@ pub async fn delete(
         ctx,
         "user_deleted",
         Some(&principal.user.username),
-        Some(id.to_string()),
+        Some(user.username),
     )
     .await;
     Ok(empty(StatusCode::NO_CONTENT))

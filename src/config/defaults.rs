@@ -46,6 +46,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             shutdown_grace_secs: 30,
             reload_check_secs: 5,
+            api_docs: true,
             trusted_proxies: Vec::new(),
         }
     }
@@ -61,6 +62,7 @@ impl Default for UpstreamConfig {
             pool_max_idle_per_host: 256,
             forward_credentials: false,
             preserve_host: false,
+            http2: false,
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long SIGTERM waits for in-flight requests before exiting.
     pub shutdown_grace_secs: u64,
+    /// Serve the OpenAPI document at `/api/schema/` and Swagger UI at `/api/swagger/`.
+    pub api_docs: bool,
     /// How often the certificate, configuration and key files are checked for changes;
     /// 0 reloads on SIGHUP only.
     pub reload_check_secs: u64,
@@ -105,6 +107,8 @@ pub struct UpstreamConfig {
     pub forward_credentials: bool,
     /// Send the client's `Host` upstream instead of the upstream's own authority.
     pub preserve_host: bool,
+    /// Speak HTTP/2 (h2c, prior knowledge) to the upstream instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -29,6 +29,7 @@ use http_body_util::BodyExt;
 use crate::app::App;
 use crate::auth::{Principal, find_credential};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::response::{Body, BoxError, json};
 use headers::Peer;
 
@@ -54,6 +55,8 @@ enum Route {
     Healthz,
     Readyz,
     Jwks,
+    Schema,
+    Swagger,
     Accounts,
     Proxy,
 }
@@ -63,6 +66,7 @@ impl Route {
         match self {
             Route::Healthz | Route::Readyz => "health",
             Route::Jwks => "jwks",
+            Route::Schema | Route::Swagger => "docs",
             Route::Accounts => "accounts",
             Route::Proxy => "proxy",
         }
@@ -90,6 +94,8 @@ impl App {
                     Route::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
                     Route::Readyz => self.readiness().await,
                     Route::Jwks => self.jwks(),
+                    Route::Schema => self.docs.schema(),
+                    Route::Swagger => self.docs.swagger(&path),
                     Route::Accounts => {
                         crate::accounts::handle(self, boxed(request), &path, &mut ctx).await
                     }
@@ -119,10 +125,15 @@ impl App {
 
     fn route(&self, path: &str) -> Route {
         let prefix = &self.config.auth.api_prefix;
+        let docs = self.config.server.api_docs;
         match path {
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
             "/.well-known/jwks.json" => Route::Jwks,
+            "/api/schema/" | "/api/schema" if docs => Route::Schema,
+            p if docs && (p == "/api/swagger" || p.starts_with(openapi::SWAGGER_PATH)) => {
+                Route::Swagger
+            }
             p if p
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>

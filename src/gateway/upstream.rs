@@ -34,6 +34,7 @@ pub struct Upstream {
     authority: Authority,
     response_timeout: Duration,
     connect_timeout: Duration,
+    version: Version,
     metrics: Metrics,
 }
 
@@ -53,6 +54,7 @@ impl Upstream {
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
+            .http2_only(config.http2)
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_secs))
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
@@ -63,6 +65,11 @@ impl Upstream {
             authority,
             response_timeout: Duration::from_secs(config.response_timeout_secs),
             connect_timeout,
+            version: if config.http2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            },
             metrics,
         })
     }
@@ -88,8 +95,8 @@ impl Upstream {
             parts
         })
         .map_err(|e| UpstreamError::Failed(e.to_string()))?;
-        // HTTP/2 from the client becomes HTTP/1.1 on the pooled upstream connection.
-        *request.version_mut() = Version::HTTP_11;
+        // Whatever the client spoke, the pooled upstream connection speaks the configured one.
+        *request.version_mut() = self.version;
 
         let started = Instant::now();
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;

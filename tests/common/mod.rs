@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod process;
 pub mod raw;
 
@@ -29,6 +30,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 /// What the upstream received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub version: http::Version,
     pub method: String,
     pub path_and_query: String,
     pub headers: HeaderMap,
@@ -101,6 +103,7 @@ async fn record(
         .map(|p| p.to_string())
         .unwrap_or_default();
     log.lock().unwrap().push(Received {
+        version: parts.version,
         method: parts.method.to_string(),
         path_and_query: path.clone(),
         headers: parts.headers.clone(),

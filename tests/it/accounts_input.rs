@@ -112,6 +112,14 @@ fn futures_stream(chunks: Vec<Vec<u8>>) -> reqwest::Body {
 #[tokio::test]
 async fn unknown_paths_and_methods_are_named() {
     let gw = TestGateway::start().await;
+    let response = gw.client.put(gw.api("/users/7/")).send().await.unwrap();
+    assert_eq!(response.headers()["allow"], "GET, PATCH, DELETE");
+    assert_detail(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed.",
+    )
+    .await;
     assert_detail(
         gw.client.get(gw.api("/token/")).send().await.unwrap(),
         StatusCode::METHOD_NOT_ALLOWED,

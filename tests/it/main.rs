@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts_input;
+mod api_docs;
 mod api_key_durability;
 mod api_keys;
 mod cli;

@@ -328,3 +328,19 @@ async fn plain_http_mode_serves_behind_an_ingress() {
         "no certificate generated with tls off"
     );
 }
+
+#[tokio::test]
+async fn http2_to_the_upstream_when_configured() {
+    let gw = TestGateway::start_with(|c| c.upstream.http2 = true).await;
+    let token = gw.admin_token().await;
+    let cert = gw.config.tls_paths().0;
+    // An HTTP/1.1 client, an HTTP/2 upstream: the gateway translates.
+    let request = format!(
+        "GET /h2 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw::send(gw.addr, &cert, request.as_bytes(), Duration::from_secs(5)).await;
+    assert_eq!(raw::statuses(&answer), vec![200], "{answer}");
+    let seen = gw.upstream.last();
+    assert_eq!(seen.version, http::Version::HTTP_2);
+    assert_eq!(seen.headers["x-authenticated-user"], "admin");
+}
