@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use portcullis::auth::jwt::{KeyFile, Keyring, TokenType, Tokens, generate_key};
-use portcullis::auth::{Credential, apikey};
+use portcullis::auth::{Credential, UserState, apikey};
 use portcullis::config::{AuthConfig, JwtAlgorithm};
 use portcullis::store::UserRecord;
 use portcullis::{App, Config};
@@ -136,7 +136,12 @@ fn jwt(c: &mut Criterion) {
                 || {
                     n += 1;
                     tokens
-                        .issue(&user(n), TokenType::Access, "session", now)
+                        .issue(
+                            &UserState::from_record(&user(n)),
+                            TokenType::Access,
+                            "session",
+                            now,
+                        )
                         .unwrap()
                         .token
                 },
@@ -145,7 +150,12 @@ fn jwt(c: &mut Criterion) {
             )
         });
         let token = tokens
-            .issue(&user(1), TokenType::Access, "session", now)
+            .issue(
+                &UserState::from_record(&user(1)),
+                TokenType::Access,
+                "session",
+                now,
+            )
             .unwrap()
             .token;
         group.bench_function(format!("{name}_repeated"), |b| {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every fuzz target and runs each for N seconds (first argument, default 30).
-# Works on a stable toolchain: `--sanitizer none` needs no nightly-only flag.
+# Works on a stable toolchain: `--sanitizer none` needs no nightly-only flag. FUZZ_SANITIZER=address
+# builds with AddressSanitizer instead, which on stable needs RUSTC_BOOTSTRAP=1 (set here).
 # Exits non-zero if any target crashes, panics, times out or runs out of memory;
 # reproducers are left in fuzz/artifacts/<target>/.
 #
@@ -18,13 +19,15 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked || exit 1
 fi
 
+sanitizer="${FUZZ_SANITIZER:-none}"
+[ "$sanitizer" != none ] && export RUSTC_BOOTSTRAP=1
 target_dir="${CARGO_TARGET_DIR:-$fuzz_dir/target}"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 
 # Built once, then the binaries are run directly: `cargo fuzz run` would rebuild before each
 # target, and a tree edited meanwhile would give the targets different code (or no build).
 echo "== build"
-cargo fuzz build --fuzz-dir "$fuzz_dir" --sanitizer none --target-dir "$target_dir" || exit 1
+cargo fuzz build --fuzz-dir "$fuzz_dir" --sanitizer "$sanitizer" --target-dir "$target_dir" || exit 1
 
 targets=$(cargo fuzz list --fuzz-dir "$fuzz_dir") || exit 1
 failed=()

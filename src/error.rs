@@ -16,6 +16,8 @@ pub enum ApiError {
     InvalidApiKey,
     LoginFailed,
     Forbidden,
+    /// An unsafe request carried by the session cookie that did not come from this site.
+    CsrfFailed,
     NotFound,
     /// With the methods the path does allow, for the `Allow` header.
     MethodNotAllowed(String),
@@ -42,7 +44,7 @@ impl ApiError {
             | ApiError::InvalidToken
             | ApiError::InvalidApiKey
             | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::CsrfFailed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -63,6 +65,9 @@ impl ApiError {
             ApiError::InvalidApiKey => "Invalid API key.".into(),
             ApiError::LoginFailed => "No active account found with the given credentials".into(),
             ApiError::Forbidden => "You do not have permission to perform this action.".into(),
+            ApiError::CsrfFailed => {
+                "CSRF check failed: the request did not come from this site.".into()
+            }
             ApiError::NotFound => "Not found.".into(),
             ApiError::MethodNotAllowed(_) => "Method not allowed.".into(),
             ApiError::BadRequest(detail) => detail.clone(),

@@ -42,6 +42,7 @@ pub mod response;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod ui;
 
 use std::future::Future;
 

@@ -1,10 +1,10 @@
 //! Fuzzes the header rewriting on the way upstream (`gateway::headers`) and
-//! `auth::find_credential`. The input is read as lines of `name:value`; pairs that `http`
-//! refuses are skipped. Checks: nothing panics; after `strip_forged_identity` no header
-//! remains that a backend could fold (case, '_' or '.' for '-') into an identity header;
-//! after `remove_hop_by_hop` no hop-by-hop header remains; after `inject_identity` each
-//! identity header holds exactly the one value the gateway wrote. A miss here is a client
-//! forging its identity to the upstream.
+//! `auth::find_credential` (given a session cookie name, so `Cookie` parsing is reached).
+//! The input is read as lines of `name:value`; pairs that `http` refuses are skipped.
+//! Checks: nothing panics; after `strip_forged_identity` no header remains that a backend
+//! could fold (case, '_' or '.' for '-') into an identity header; after `remove_hop_by_hop`
+//! no hop-by-hop header remains; after `inject_identity` each identity header holds exactly
+//! the one value the gateway wrote. A miss here is a client forging its identity upstream.
 
 #![no_main]
 
@@ -18,6 +18,9 @@ use portcullis::gateway::headers::{
     IdentityHeaders, inject_identity, remove_hop_by_hop, strip_forged_identity,
 };
 use portcullis::store::UserRecord;
+
+/// The default `ui.cookie_name`.
+const SESSION_COOKIE: &str = "portcullis_session";
 
 const IDENTITY: [&str; 5] = [
     "x-authenticated-user",
@@ -90,9 +93,15 @@ fn parse(data: &[u8]) -> HeaderMap {
 fuzz_target!(|data: &[u8]| {
     let mut headers = parse(data);
 
-    if let Ok(Some(Credential::Bearer(c) | Credential::ApiKey(c))) = find_credential(&headers) {
-        let trimmed = c.trim_matches(|ch: char| ch.is_ascii_whitespace());
-        assert_eq!(trimmed, c, "credential not trimmed");
+    match find_credential(&headers, Some(SESSION_COOKIE)) {
+        Ok(Some(Credential::Bearer(c) | Credential::ApiKey(c))) => {
+            let trimmed = c.trim_matches(|ch: char| ch.is_ascii_whitespace());
+            assert_eq!(trimmed, c, "credential not trimmed");
+        }
+        Ok(Some(Credential::Session(c))) => {
+            assert!(!c.contains(';'), "cookie value spans pairs: {c:?}");
+        }
+        Ok(None) | Err(_) => {}
     }
 
     strip_forged_identity(&mut headers, identity());

@@ -60,6 +60,36 @@ fn collect_limited(
     Box::pin(Limited::new(body, max_bytes).collect())
 }
 
+/// Reads an `application/x-www-form-urlencoded` body (the sign-in form), capped like JSON.
+pub async fn read_form(
+    request: Request<Body>,
+    max_bytes: usize,
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = match collect_limited(body, max_bytes).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        Err(_) => return Err(ApiError::bad_request("The request body could not be read.")),
+    };
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
 fn is_json(content_type: Option<&http::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;

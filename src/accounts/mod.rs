@@ -5,7 +5,7 @@
 mod api_keys;
 mod audit;
 pub mod body;
-mod tokens;
+pub mod tokens;
 mod users;
 
 use http::{HeaderMap, Request, Response};
@@ -31,6 +31,7 @@ pub async fn handle(
         (["token", "refresh"], "POST") => tokens::refresh(app, request, ctx).await,
         (["auth", "logout"], "POST") => tokens::logout(app, request, ctx).await,
         (["me"], "GET") => tokens::me(app, request, ctx).await,
+        (["me", "password"], "POST") => users::change_own_password(app, request, ctx).await,
         (["api-keys"], "GET") => api_keys::list(app, request, ctx).await,
         (["api-keys"], "POST") => api_keys::create(app, request, ctx).await,
         (["api-keys", id], "DELETE") => api_keys::revoke(app, request, ctx, id).await,
@@ -56,6 +57,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/token/refresh/", "POST"),
     ("/auth/logout/", "POST"),
     ("/me/", "GET"),
+    ("/me/password/", "POST"),
     ("/api-keys/", "GET"),
     ("/api-keys/", "POST"),
     ("/api-keys/{id}/", "DELETE"),
@@ -92,7 +94,7 @@ async fn caller(
     ctx: &mut RequestContext,
 ) -> Result<Principal, ApiError> {
     let principal = app
-        .authenticate(headers)
+        .authenticate(headers, ctx)
         .await?
         .ok_or(ApiError::NotAuthenticated)?;
     ctx.principal = Some(principal.clone());
@@ -113,7 +115,7 @@ async fn admin(
 
 /// Records a security event. The audit trail must not turn a completed action into an error
 /// response, so a failed write is logged instead.
-async fn audit(
+pub async fn audit(
     app: &App,
     ctx: &RequestContext,
     kind: &'static str,

@@ -6,6 +6,7 @@ use serde_json::json;
 use super::body::read_fields;
 use super::{audit, caller};
 use crate::app::App;
+use crate::auth::UserState;
 use crate::auth::jwt::{Issued, TokenType};
 use crate::error::ApiError;
 use crate::gateway::RequestContext;
@@ -21,60 +22,88 @@ pub async fn obtain(
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
     let username = fields.required_str("username")?;
     let password = fields.required_str("password")?;
-
-    // Throttle before any password work, so a throttled guess costs us nothing.
-    if let Err(wait) = app.throttle.check(ctx.client_ip, &username) {
-        app.metrics.throttled();
-        return Err(ApiError::Throttled {
-            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-        });
-    }
-
-    // Unknown and inactive users verify against a hash too, so the answer and its timing are
-    // the same whether the account exists or not.
-    let user = app.store.user_by_name(&username).await?;
-    let verified = app
-        .passwords
-        .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await;
-    let user = match user {
-        Some(user) if verified && user.is_active => user,
-        _ => {
-            app.metrics.login_failed();
-            audit(app, ctx, "login_failed", None, Some(username)).await;
-            return Err(ApiError::LoginFailed);
-        }
-    };
-
-    let (access, refresh) = start_session(app, &user).await?;
-    audit(app, ctx, "login", Some(&user.username), None).await;
+    let user = check_login(app, ctx, &username, &password).await?;
+    let (refresh, session_id) = start_session(app, &user, TokenType::Refresh).await?;
+    let access = app
+        .auth
+        .tokens
+        .issue(
+            &UserState::from_record(&user),
+            TokenType::Access,
+            &session_id,
+            crate::clock::now_secs(),
+        )
+        .map_err(signing_failed)?;
     Ok(json(
         StatusCode::OK,
         &json!({ "access": access.token, "refresh": refresh.token }),
     ))
 }
 
-/// A new refresh-token family (one login session) and its first pair of tokens.
-async fn start_session(app: &App, user: &UserRecord) -> Result<(Issued, Issued), ApiError> {
-    let tokens = &app.auth.tokens;
+/// The user whose username and password these are, throttled and audited; shared by the
+/// API login and the sign-in page.
+pub async fn check_login(
+    app: &App,
+    ctx: &RequestContext,
+    username: &str,
+    password: &str,
+) -> Result<UserRecord, ApiError> {
+    throttle(app, ctx, username)?;
+    // Unknown and inactive users verify against a hash too, so the answer and its timing are
+    // the same whether the account exists or not.
+    let user = app.store.user_by_name(username).await?;
+    let verified = app
+        .passwords
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await;
+    match user {
+        Some(user) if verified && user.is_active => {
+            audit(app, ctx, "login", Some(&user.username), None).await;
+            Ok(user)
+        }
+        _ => {
+            app.metrics.login_failed();
+            audit(app, ctx, "login_failed", None, Some(username.to_string())).await;
+            Err(ApiError::LoginFailed)
+        }
+    }
+}
+
+/// Counts a password attempt against the client's and the username's buckets. Called before
+/// any password work, so a throttled guess costs nothing.
+pub fn throttle(app: &App, ctx: &RequestContext, username: &str) -> Result<(), ApiError> {
+    app.throttle.check(ctx.client_ip, username).map_err(|wait| {
+        app.metrics.throttled();
+        ApiError::Throttled {
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        }
+    })
+}
+
+/// A new login session (a refresh-token family) whose first token is of `kind`: a refresh
+/// token for API clients, a session token for the browser. Returns it and the session id.
+pub async fn start_session(
+    app: &App,
+    user: &UserRecord,
+    kind: TokenType,
+) -> Result<(Issued, String), ApiError> {
     let now = crate::clock::now_secs();
     let session_id = uuid::Uuid::new_v4().simple().to_string();
-    let refresh = tokens
-        .issue(user, TokenType::Refresh, &session_id, now)
-        .map_err(signing_failed)?;
-    let access = tokens
-        .issue(user, TokenType::Access, &session_id, now)
+    let first = app
+        .auth
+        .tokens
+        .issue(&UserState::from_record(user), kind, &session_id, now)
         .map_err(signing_failed)?;
     let family = RefreshFamily {
-        id: session_id,
+        id: session_id.clone(),
         user_id: user.id,
-        current_jti: refresh.jti.clone(),
+        current_jti: first.jti.clone(),
         created_at: now,
-        expires_at: refresh.expires_at,
+        expires_at: first.expires_at,
         revoked_at: None,
     };
     app.store.create_family(family).await?;
-    Ok((access, refresh))
+    Ok((first, session_id))
 }
 
 /// A refresh token → a new access token, and (with rotation) a new refresh token that
@@ -98,6 +127,7 @@ pub async fn refresh(
     let user = user
         .filter(|u| u.is_active && claims.iat >= u.tokens_valid_after)
         .ok_or(ApiError::InvalidToken)?;
+    let subject = UserState::from_record(&user);
     let now = crate::clock::now_secs();
 
     if !app.config.auth.rotate_refresh_tokens {
@@ -107,13 +137,13 @@ pub async fn refresh(
             return Err(ApiError::InvalidToken);
         }
         let access = tokens
-            .issue(&user, TokenType::Access, &claims.sid, now)
+            .issue(&subject, TokenType::Access, &claims.sid, now)
             .map_err(signing_failed)?;
         return Ok(json(StatusCode::OK, &json!({ "access": access.token })));
     }
 
     let next = tokens
-        .issue(&user, TokenType::Refresh, &claims.sid, now)
+        .issue(&subject, TokenType::Refresh, &claims.sid, now)
         .map_err(signing_failed)?;
     match app
         .store
@@ -137,7 +167,7 @@ pub async fn refresh(
         RotateOutcome::Revoked | RotateOutcome::Unknown => return Err(ApiError::InvalidToken),
     }
     let access = tokens
-        .issue(&user, TokenType::Access, &claims.sid, now)
+        .issue(&subject, TokenType::Access, &claims.sid, now)
         .map_err(signing_failed)?;
     Ok(json(
         StatusCode::OK,
@@ -197,7 +227,7 @@ pub async fn me(
     ))
 }
 
-fn signing_failed(error: crate::auth::jwt::KeyError) -> ApiError {
+pub fn signing_failed(error: crate::auth::jwt::KeyError) -> ApiError {
     tracing::error!(%error, "token signing failed");
     ApiError::Internal
 }

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use super::body::{Fields, field_error, read_fields};
 use super::{admin, audit, caller};
 use crate::app::App;
-use crate::auth::names;
+use crate::auth::jwt::TokenType;
+use crate::auth::{AuthMethod, UserState, names, session};
 use crate::clock::{now_secs, rfc3339};
 use crate::error::ApiError;
 use crate::gateway::RequestContext;
@@ -183,6 +184,90 @@ pub async fn delete(
     )
     .await;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// The caller changes their own password, proving the current one. Like an admin's change it
+/// revokes their tokens and API key; a browser session gets a fresh cookie in the answer, so
+/// the page that asked stays signed in.
+pub async fn change_own_password(
+    app: &App,
+    request: Request<Body>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, ApiError> {
+    let principal = caller(app, request.headers(), ctx).await?;
+    let fields = read_fields(request, app.config.server.max_body_bytes).await?;
+    let current = fields.required_str("current_password")?;
+    let new = fields.required_str("new_password")?;
+    names::check_password(&new, app.config.auth.min_password_length)
+        .map_err(|why| field_error("new_password", &why))?;
+    // A stolen session must not become a way to guess the password faster than a login.
+    super::tokens::throttle(app, ctx, &principal.user.username)?;
+    let user = app
+        .store
+        .user(principal.user.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !app
+        .passwords
+        .verify(&current, Some(&user.password_hash))
+        .await
+    {
+        return Err(field_error(
+            "current_password",
+            "The current password is incorrect.",
+        ));
+    }
+    let password_hash = app.passwords.hash(&new).await.map_err(|error| {
+        tracing::error!(%error, "password hashing failed");
+        ApiError::Internal
+    })?;
+    let now = now_secs();
+    let patch = UserPatch {
+        password_hash: Some(password_hash),
+        tokens_valid_after: Some(now + 1),
+        ..UserPatch::default()
+    };
+    let user = app
+        .store
+        .update_user(user.id, patch)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if let Some(key_id) = app.store.revoke_user_api_key(user.id, now).await? {
+        app.caches.invalidate_key(&key_id);
+    }
+    app.caches.invalidate_user(user.id);
+    audit(
+        app,
+        ctx,
+        "password_changed",
+        Some(&user.username),
+        Some(user.username.clone()),
+    )
+    .await;
+    let mut response = json(StatusCode::OK, &json!({ "detail": "Password changed." }));
+    if principal.method == AuthMethod::Session
+        && let Some(claims) = &principal.token
+    {
+        let fresh = app
+            .auth
+            .tokens
+            .issue(
+                &UserState::from_record(&user),
+                TokenType::Session,
+                &claims.sid,
+                now,
+            )
+            .map_err(super::tokens::signing_failed)?;
+        let max_age = app.auth.tokens.refresh_ttl();
+        if let Some(cookie) =
+            session::set_cookie(&app.config.ui.cookie_name, &fresh.token, max_age, ctx.tls)
+        {
+            response
+                .headers_mut()
+                .append(http::header::SET_COOKIE, cookie);
+        }
+    }
+    Ok(response)
 }
 
 /// The role names the access rules know, plus `admin`.

@@ -18,8 +18,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::principal::UserState;
 use crate::config::{AuthConfig, JwtAlgorithm};
-use crate::store::UserRecord;
 
 /// Longer than any token this gateway issues; a bigger one is rejected before parsing.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -31,6 +31,9 @@ const VERIFIED_CACHE_ENTRIES: u64 = 100_000;
 pub enum TokenType {
     Access,
     Refresh,
+    /// The browser session cookie's token: lives as long as a refresh token, but, like an
+    /// access token, authenticates requests; never accepted as either of the other two.
+    Session,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,7 +131,7 @@ impl Tokens {
     /// same second as a revocation, but after it, stays valid.
     pub fn issue(
         &self,
-        user: &UserRecord,
+        user: &UserState,
         token_type: TokenType,
         session_id: &str,
         now: u64,
@@ -136,13 +139,13 @@ impl Tokens {
         let iat = now.max(user.tokens_valid_after);
         let ttl = match token_type {
             TokenType::Access => self.access_ttl,
-            TokenType::Refresh => self.refresh_ttl,
+            TokenType::Refresh | TokenType::Session => self.refresh_ttl,
         };
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = Claims {
             sub: user.id.to_string(),
             username: user.username.clone(),
-            roles: super::principal::effective_roles(user),
+            roles: user.roles.clone(),
             token_type,
             jti: jti.clone(),
             sid: session_id.to_string(),

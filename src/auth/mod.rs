@@ -12,6 +12,7 @@ pub mod names;
 pub mod password;
 pub mod principal;
 pub mod rate_limit;
+pub mod session;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,8 @@ pub const X_API_KEY: &str = "x-api-key";
 pub enum Credential<'a> {
     Bearer(&'a str),
     ApiKey(&'a str),
+    /// The browser session cookie's token.
+    Session(&'a str),
 }
 
 impl Credential<'_> {
@@ -36,6 +39,7 @@ impl Credential<'_> {
         match self {
             Credential::Bearer(_) => AuthMethod::Jwt,
             Credential::ApiKey(_) => AuthMethod::ApiKey,
+            Credential::Session(_) => AuthMethod::Session,
         }
     }
 }
@@ -54,8 +58,12 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-/// The credential a request presents, if any.
-pub fn find_credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, AuthError> {
+/// The credential a request presents, if any; the session cookie counts when the web UI is
+/// on (`session_cookie` names it).
+pub fn find_credential<'a>(
+    headers: &'a HeaderMap,
+    session_cookie: Option<&str>,
+) -> Result<Option<Credential<'a>>, AuthError> {
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
     let first_authorization = authorization.next();
     if authorization.next().is_some() {
@@ -78,13 +86,12 @@ pub fn find_credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, Au
         }
         // Another scheme (Basic, say) is the upstream's business, not a credential of ours.
     }
-    match first_api_key {
-        Some(value) => {
-            let key = value.to_str().map_err(|_| AuthError::InvalidApiKey)?;
-            Ok(Some(Credential::ApiKey(key.trim())))
-        }
-        None => Ok(None),
+    if let Some(value) = first_api_key {
+        let key = value.to_str().map_err(|_| AuthError::InvalidApiKey)?;
+        return Ok(Some(Credential::ApiKey(key.trim())));
     }
+    let session = session_cookie.and_then(|name| session::cookie(headers, name));
+    Ok(session.map(Credential::Session))
 }
 
 /// `Bearer <token>` with a case-insensitive scheme; the token trimmed of surrounding spaces.
@@ -116,15 +123,29 @@ impl Authenticator {
 
     pub async fn authenticate(&self, credential: Credential<'_>) -> Result<Principal, AuthError> {
         match credential {
-            Credential::Bearer(token) => self.access_token(token).await,
+            Credential::Bearer(token) => {
+                self.signed_token(token, jwt::TokenType::Access, AuthMethod::Jwt)
+                    .await
+            }
             Credential::ApiKey(key) => self.api_key(key).await,
+            Credential::Session(token) => {
+                self.signed_token(token, jwt::TokenType::Session, AuthMethod::Session)
+                    .await
+            }
         }
     }
 
-    async fn access_token(&self, token: &str) -> Result<Principal, AuthError> {
+    /// A bearer access token or a session cookie: both are JWTs naming a user and a login
+    /// session, checked against the user's current state and the session's revocation.
+    async fn signed_token(
+        &self,
+        token: &str,
+        kind: jwt::TokenType,
+        method: AuthMethod,
+    ) -> Result<Principal, AuthError> {
         let claims = self
             .tokens
-            .verify(token, jwt::TokenType::Access)
+            .verify(token, kind)
             .map_err(|_| AuthError::InvalidToken)?;
         let user_id = claims.user_id().ok_or(AuthError::InvalidToken)?;
         let user = self
@@ -136,7 +157,7 @@ impl Authenticator {
         }
         Ok(Principal {
             user,
-            method: AuthMethod::Jwt,
+            method,
             token: Some(claims),
         })
     }
@@ -249,7 +270,7 @@ mod tests {
     #[test]
     fn credential_order_and_schemes() {
         let found = |pairs| {
-            find_credential(&headers(pairs))
+            find_credential(&headers(pairs), Some("sid"))
                 .unwrap()
                 .map(|c| format!("{c:?}"))
         };
@@ -275,6 +296,15 @@ mod tests {
             Some(r#"Bearer("t")"#.to_string())
         );
         assert_eq!(found(&[("authorization", "Basic dXNlcjpwdw==")]), None);
+        assert_eq!(
+            found(&[("cookie", "a=1; sid=tok")]),
+            Some(r#"Session("tok")"#.to_string())
+        );
+        assert_eq!(
+            found(&[("cookie", "sid=tok"), ("x-api-key", "k")]),
+            Some(r#"ApiKey("k")"#.to_string()),
+            "a header credential comes before the cookie"
+        );
         assert_eq!(found(&[("authorization", "Bearerabc")]), None);
         assert_eq!(
             found(&[("authorization", "Bearer")]),
@@ -286,12 +316,12 @@ mod tests {
     fn duplicate_credential_headers_are_refused() {
         let twice = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
         assert!(matches!(
-            find_credential(&twice),
+            find_credential(&twice, None),
             Err(AuthError::DuplicateHeader(_))
         ));
         let twice = headers(&[("x-api-key", "a"), ("X-API-KEY", "b")]);
         assert!(matches!(
-            find_credential(&twice),
+            find_credential(&twice, None),
             Err(AuthError::DuplicateHeader(_))
         ));
     }

@@ -22,6 +22,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             bootstrap: BootstrapConfig::default(),
             log: LogConfig::default(),
+            ui: UiConfig::default(),
             source: None,
         }
     }
@@ -156,6 +157,16 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
+        }
+    }
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            path: "/_portcullis".into(),
+            cookie_name: "portcullis_session".into(),
         }
     }
 }

@@ -19,6 +19,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "bootstrap",
     "log",
+    "ui",
 ];
 const TOP_LEVEL_KEYS: &[&str] = &["data_dir"];
 /// The documented shortcut for `PORTCULLIS_BOOTSTRAP_ADMIN_PASSWORD`.

@@ -36,6 +36,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub bootstrap: BootstrapConfig,
     pub log: LogConfig,
+    pub ui: UiConfig,
     /// The file this configuration was read from, watched for rule changes.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -214,6 +215,17 @@ pub struct BootstrapConfig {
     pub admin_username: String,
     /// When absent (and `PORTCULLIS_ADMIN_PASSWORD` unset), one is generated and printed once.
     pub admin_password: Option<String>,
+}
+
+/// The web pages and the browser session cookie.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Serve the pages and accept the session cookie as a credential.
+    pub enabled: bool,
+    /// Where the pages live; never forwarded.
+    pub path: String,
+    pub cookie_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

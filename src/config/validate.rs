@@ -83,12 +83,26 @@ impl Config {
         }
 
         let a = &self.auth;
-        let prefix_ok = a.api_prefix.starts_with('/')
-            && a.api_prefix.len() > 1
-            && !a.api_prefix.ends_with('/')
-            && !a.api_prefix.contains(['?', '#', '%']);
-        problems.check(prefix_ok, || {
+        problems.check(is_prefix(&a.api_prefix), || {
             "auth.api_prefix: must start with '/', not end with '/', and not be '/'".into()
+        });
+        problems.check(is_prefix(&self.ui.path), || {
+            "ui.path: must start with '/', not end with '/', and not be '/'".into()
+        });
+        problems.check(
+            !self.ui.enabled
+                || !(self.ui.path.starts_with(&a.api_prefix)
+                    || a.api_prefix.starts_with(&self.ui.path)),
+            || "ui.path: must not overlap auth.api_prefix".into(),
+        );
+        let cookie_ok = !self.ui.cookie_name.is_empty()
+            && self
+                .ui
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        problems.check(cookie_ok, || {
+            "ui.cookie_name: letters, digits, - _ . only".into()
         });
         problems.check(a.refresh_ttl_secs > a.access_ttl_secs, || {
             "auth.refresh_ttl_secs: must be longer than auth.access_ttl_secs".into()
@@ -220,6 +234,14 @@ impl Problems {
             Err(ConfigError::Invalid(self.0))
         }
     }
+}
+
+/// A path prefix: absolute, not `/`, no trailing slash, nothing that needs decoding.
+fn is_prefix(prefix: &str) -> bool {
+    prefix.starts_with('/')
+        && prefix.len() > 1
+        && !prefix.ends_with('/')
+        && !prefix.contains(['?', '#', '%'])
 }
 
 fn upstream_url_problem(url: &str) -> Result<(), &'static str> {

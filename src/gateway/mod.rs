@@ -27,7 +27,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::app::App;
-use crate::auth::{Principal, find_credential};
+use crate::auth::{Credential, Principal, find_credential, session};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::response::{Body, BoxError, json};
@@ -46,6 +46,9 @@ pub struct RequestContext {
     pub peer: Peer,
     pub client_ip: std::net::IpAddr,
     pub tls: bool,
+    /// A safe method, or an `Origin`/`Referer` naming this gateway: what a request riding on
+    /// the session cookie needs (see `auth::session`).
+    pub same_origin: bool,
     pub principal: Option<Principal>,
     started: Instant,
 }
@@ -57,6 +60,7 @@ enum Route {
     Jwks,
     Schema,
     Swagger,
+    Ui,
     Accounts,
     Proxy,
 }
@@ -68,6 +72,7 @@ impl Route {
             Route::Jwks => "jwks",
             Route::Schema | Route::Swagger => "docs",
             Route::Accounts => "accounts",
+            Route::Ui => "ui",
             Route::Proxy => "proxy",
         }
     }
@@ -96,6 +101,7 @@ impl App {
                     Route::Jwks => self.jwks(),
                     Route::Schema => self.docs.schema(),
                     Route::Swagger => self.docs.swagger(&path),
+                    Route::Ui => crate::ui::handle(self, boxed(request), &path, &mut ctx).await,
                     Route::Accounts => {
                         crate::accounts::handle(self, boxed(request), &path, &mut ctx).await
                     }
@@ -118,6 +124,12 @@ impl App {
             client_ip: peer.client_ip(request.headers(), trusted),
             peer,
             tls: conn.tls,
+            same_origin: session::same_origin_or_safe(
+                request.method(),
+                request.headers(),
+                request.uri(),
+                conn.tls,
+            ),
             principal: None,
             started: Instant::now(),
         }
@@ -126,11 +138,18 @@ impl App {
     fn route(&self, path: &str) -> Route {
         let prefix = &self.config.auth.api_prefix;
         let docs = self.config.server.api_docs;
+        let ui = &self.config.ui;
         match path {
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
             "/.well-known/jwks.json" => Route::Jwks,
             "/api/schema/" | "/api/schema" if docs => Route::Schema,
+            p if ui.enabled
+                && p.strip_prefix(ui.path.as_str())
+                    .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>
+            {
+                Route::Ui
+            }
             p if docs && (p == "/api/swagger" || p.starts_with(openapi::SWAGGER_PATH)) => {
                 Route::Swagger
             }
@@ -158,12 +177,28 @@ impl App {
 
         // A presented credential is checked even on a public route, and a failing one is
         // final: it never degrades to anonymous.
-        ctx.principal = self.authenticate(request.headers()).await?;
+        let authenticated = self.authenticate(request.headers(), ctx).await;
+        if let Err(ApiError::InvalidToken) = authenticated
+            && crate::ui::is_expired_session_navigation(self, &request)
+        {
+            return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.tls));
+        }
+        ctx.principal = authenticated?;
 
-        // Rules judge the normalized path alone, never the query or a client header.
-        self.rules
-            .load()
-            .authorize(request.method(), &path, ctx.principal.as_ref())?;
+        // Rules judge the normalized path alone, never the query or a client header. A browser
+        // that is not signed in is sent to the sign-in page instead of a JSON 401.
+        let authorized =
+            self.rules
+                .load()
+                .authorize(request.method(), &path, ctx.principal.as_ref());
+        match authorized {
+            Err(ApiError::NotAuthenticated)
+                if self.config.ui.enabled && crate::ui::is_navigation(&request) =>
+            {
+                return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.tls));
+            }
+            other => other?,
+        }
 
         // Rewrite for the upstream. Hop-by-hop removal precedes injection so `Connection`
         // cannot name the injected identity away.
@@ -176,6 +211,7 @@ impl App {
         }
         if !self.config.upstream.forward_credentials {
             headers::remove_consumed_credentials(headers);
+            session::remove_cookie(headers, &self.config.ui.cookie_name);
         }
         let proto = if ctx.tls { "https" } else { "http" };
         headers::set_forwarded(headers, ctx.peer, proto, host.clone());
@@ -211,11 +247,24 @@ impl App {
 
     /// The principal behind whatever credential the request presents; `None` if it presents
     /// none. Shared by the proxy path and the accounts API.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
-        let Some(credential) = find_credential(headers)? else {
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        ctx: &RequestContext,
+    ) -> Result<Option<Principal>, ApiError> {
+        let session_cookie = self
+            .config
+            .ui
+            .enabled
+            .then_some(self.config.ui.cookie_name.as_str());
+        let Some(credential) = find_credential(headers, session_cookie)? else {
             self.metrics.auth_decision("none", "absent", None);
             return Ok(None);
         };
+        if matches!(credential, Credential::Session(_)) && !ctx.same_origin {
+            self.metrics.auth_decision("session", "cross_site", None);
+            return Err(ApiError::CsrfFailed);
+        }
         let method = credential.method().as_str();
         let started = Instant::now();
         let result = self.auth.authenticate(credential).await;
@@ -266,6 +315,15 @@ impl App {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(STRICT_TRANSPORT_SECURITY, value);
             }
+        }
+        // A response that sets the session cookie itself (sign-in, password change) knows best.
+        if !headers.contains_key(http::header::SET_COOKIE)
+            && let Some(cookie) = ctx
+                .principal
+                .as_ref()
+                .and_then(|p| crate::ui::renewed_cookie(self, p, ctx.tls))
+        {
+            headers.append(http::header::SET_COOKIE, cookie);
         }
         let status = response.status();
         self.metrics.request(route.as_str(), status);

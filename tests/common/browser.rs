@@ -15,7 +15,7 @@ use super::process::free_port;
 pub struct Browser {
     pub client: Client,
     driver: Child,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 fn binary(variable: &str, default: &str) -> String {
@@ -70,7 +70,7 @@ impl Browser {
         Browser {
             client,
             driver,
-            _profile: profile,
+            profile,
         }
     }
 
@@ -129,7 +129,14 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// A test that panicked never closed its session: stop the driver and the Chromium it
+    /// started (found by this session's own profile directory).
     fn drop(&mut self) {
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.path())
+            .status();
     }
 }

@@ -112,7 +112,15 @@ async fn record(
     if parts.uri.path() == "/slow" {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    let reply = json!({"upstream": "test", "path": path, "body_len": body.len()});
+    let user = parts
+        .headers
+        .get("x-authenticated-user")
+        .and_then(|v| v.to_str().ok());
+    let method = parts
+        .headers
+        .get("x-authenticated-method")
+        .and_then(|v| v.to_str().ok());
+    let reply = json!({"upstream": "test", "path": path, "body_len": body.len(), "user": user, "method": method});
     let mut response = Response::new(Full::new(Bytes::from(reply.to_string())));
     response
         .headers_mut()

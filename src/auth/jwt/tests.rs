@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::UserRecord;
 
 fn user() -> UserRecord {
     UserRecord {
@@ -34,7 +35,12 @@ fn issued_tokens_verify_with_their_type_only() {
         };
         let tokens = tokens(&file, alg);
         let access = tokens
-            .issue(&user(), TokenType::Access, "s1", now())
+            .issue(
+                &UserState::from_record(&user()),
+                TokenType::Access,
+                "s1",
+                now(),
+            )
             .unwrap();
         let claims = tokens.verify(&access.token, TokenType::Access).unwrap();
         assert_eq!(
@@ -54,14 +60,24 @@ fn rotation_signs_with_the_new_key_and_still_verifies_the_old() {
         keys: vec![generate_key(JwtAlgorithm::HS256, now()).unwrap()],
     };
     let before = tokens(&file, JwtAlgorithm::HS256)
-        .issue(&user(), TokenType::Access, "s", now())
+        .issue(
+            &UserState::from_record(&user()),
+            TokenType::Access,
+            "s",
+            now(),
+        )
         .unwrap();
     file.rotate(JwtAlgorithm::HS256, now(), 3600).unwrap();
     assert_eq!(file.keys.len(), 2);
     let rotated = tokens(&file, JwtAlgorithm::HS256);
     assert!(rotated.verify(&before.token, TokenType::Access).is_ok());
     let after = rotated
-        .issue(&user(), TokenType::Access, "s", now())
+        .issue(
+            &UserState::from_record(&user()),
+            TokenType::Access,
+            "s",
+            now(),
+        )
         .unwrap();
     let kid = jsonwebtoken::decode_header(&after.token)
         .unwrap()
@@ -102,7 +118,12 @@ fn hs256_tokens_are_refused_when_eddsa_is_configured() {
         keys: vec![generate_key(JwtAlgorithm::HS256, now()).unwrap()],
     };
     let token = tokens(&hs, JwtAlgorithm::HS256)
-        .issue(&user(), TokenType::Access, "s", now())
+        .issue(
+            &UserState::from_record(&user()),
+            TokenType::Access,
+            "s",
+            now(),
+        )
         .unwrap();
     let ed = KeyFile {
         keys: vec![generate_key(JwtAlgorithm::EdDSA, now()).unwrap()],
@@ -145,7 +166,12 @@ fn iat_never_precedes_tokens_valid_after() {
     let mut revoked = user();
     revoked.tokens_valid_after = now() + 1;
     let issued = tokens
-        .issue(&revoked, TokenType::Access, "s", now())
+        .issue(
+            &UserState::from_record(&revoked),
+            TokenType::Access,
+            "s",
+            now(),
+        )
         .unwrap();
     let claims = tokens.verify(&issued.token, TokenType::Access).unwrap();
     assert!(claims.iat >= revoked.tokens_valid_after);

@@ -1,0 +1,502 @@
+//! The browser session, without a browser: the sign-in form, the cookie, CSRF, redirects.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN_PASSWORD, ADMIN_USER, TestGateway, assert_detail, client_for, json_of};
+
+/// A client that follows no redirect and keeps no cookies, so each test sees every header.
+fn bare(gw: &TestGateway) -> reqwest::Client {
+    let _ = client_for(None);
+    let cert = gw.config.tls_paths().0;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(crate::common::raw::tls_client_config(&cert, &[b"http/1.1"]))
+        .build()
+        .unwrap()
+}
+
+fn origin(gw: &TestGateway) -> String {
+    format!("https://localhost:{}", gw.addr.port())
+}
+
+/// Signs in through the form and returns the session cookie (`name=value`).
+async fn sign_in(
+    gw: &TestGateway,
+    username: &str,
+    password: &str,
+    next: &str,
+) -> (reqwest::Response, Option<String>) {
+    let response = bare(gw)
+        .post(gw.url("/_portcullis/login"))
+        .header("origin", origin(gw))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("portcullis_session=") && !c.contains("Max-Age=0"));
+    let pair = cookie.map(|c| c.split(';').next().unwrap().to_string());
+    (response, pair)
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_hardened_cookie_that_the_proxy_accepts_and_never_forwards() {
+    let gw = TestGateway::start().await;
+    let (response, cookie) = sign_in(&gw, ADMIN_USER, ADMIN_PASSWORD, "/app/dashboard?tab=2").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/app/dashboard?tab=2");
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    for flag in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=86400",
+    ] {
+        assert!(
+            set_cookie.contains(flag),
+            "{flag} missing from {set_cookie}"
+        );
+    }
+    let cookie = cookie.unwrap();
+    let response = bare(&gw)
+        .get(gw.url("/app"))
+        .header("cookie", format!("theme=dark; {cookie}; lang=en"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = gw.upstream.last();
+    assert_eq!(seen.headers["x-authenticated-user"], "admin");
+    assert_eq!(seen.headers["x-authenticated-method"], "session");
+    assert_eq!(
+        seen.headers["cookie"], "theme=dark; lang=en",
+        "only the session cookie is removed"
+    );
+    let (_, me) = json_of(
+        bare(&gw)
+            .get(gw.api("/me/"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(me["auth_method"], "session");
+}
+
+#[tokio::test]
+async fn the_sign_in_page_explains_failures_and_throttling() {
+    let gw = TestGateway::start_with(|c| {
+        c.rate_limit.login_per_username_burst = 2;
+        c.rate_limit.login_per_username_per_minute = 1;
+    })
+    .await;
+    let (response, cookie) = sign_in(&gw, ADMIN_USER, "wrong-password", "/").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(cookie.is_none());
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong username or password")
+    );
+    sign_in(&gw, ADMIN_USER, "wrong-password", "/").await;
+    let (response, _) = sign_in(&gw, ADMIN_USER, ADMIN_PASSWORD, "/").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Request was throttled.")
+    );
+}
+
+#[tokio::test]
+async fn next_only_ever_leads_back_to_this_site() {
+    let gw = TestGateway::start().await;
+    for evil in [
+        "//evil.example/",
+        "/\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/app\r\nx: y",
+        " /app",
+    ] {
+        let (response, _) = sign_in(&gw, ADMIN_USER, ADMIN_PASSWORD, evil).await;
+        assert_eq!(response.headers()["location"], "/_portcullis/", "{evil:?}");
+    }
+    // The page itself never echoes an unsafe next into its form.
+    let page = bare(&gw)
+        .get(gw.url("/_portcullis/login?next=%2F%2Fevil.example"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("evil.example"));
+    let page = bare(&gw)
+        .get(gw.url("/_portcullis/login?next=%2Fapp%22%3E%3Cscript%3E"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<script>"), "next is escaped or refused");
+}
+
+#[tokio::test]
+async fn cookie_borne_unsafe_requests_must_come_from_this_site() {
+    let gw = TestGateway::start().await;
+    let (_, cookie) = sign_in(&gw, ADMIN_USER, ADMIN_PASSWORD, "/").await;
+    let cookie = cookie.unwrap();
+    let csrf = "CSRF check failed: the request did not come from this site.";
+    let before = gw.upstream.count();
+    for (what, header) in [
+        (
+            "cross-site origin",
+            Some(("origin", "https://evil.example")),
+        ),
+        ("null origin", Some(("origin", "null"))),
+        (
+            "cross-site referer",
+            Some(("referer", "https://evil.example/page")),
+        ),
+        ("no origin at all", None),
+    ] {
+        let mut request = bare(&gw)
+            .post(gw.url("/app/transfer"))
+            .header("cookie", &cookie)
+            .body("amount=1000");
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let (status, body) = json_of(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+        assert_eq!(body["detail"], csrf, "{what}");
+    }
+    let delete = bare(&gw)
+        .delete(gw.api("/users/1/"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send();
+    assert_detail(delete.await.unwrap(), StatusCode::FORBIDDEN, csrf).await;
+    assert_eq!(
+        gw.upstream.count(),
+        before,
+        "no cross-site request reached the upstream"
+    );
+    // The same request from the gateway's own origin goes through; so does one without a
+    // cookie (a bearer or API key cannot be sent by a third-party page).
+    let ok = bare(&gw)
+        .post(gw.url("/app/transfer"))
+        .header("cookie", &cookie)
+        .header("origin", origin(&gw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let token = gw.admin_token().await;
+    let ok = bare(&gw)
+        .post(gw.url("/app/transfer"))
+        .bearer_auth(&token)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // Signing in from another site is refused too (login CSRF).
+    let login = bare(&gw)
+        .post(gw.url("/_portcullis/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("username", ADMIN_USER), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_detail(login, StatusCode::FORBIDDEN, csrf).await;
+}
+
+#[tokio::test]
+async fn browsers_are_sent_to_sign_in_and_scripts_get_json() {
+    let gw = TestGateway::start().await;
+    let page = bare(&gw)
+        .get(gw.url("/app/report?id=7"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::FOUND);
+    assert_eq!(
+        page.headers()["location"],
+        "/_portcullis/login?next=%2Fapp%2Freport%3Fid%3D7"
+    );
+    let api = bare(&gw)
+        .get(gw.url("/app/report"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_detail(
+        api,
+        StatusCode::UNAUTHORIZED,
+        "Authentication credentials were not provided.",
+    )
+    .await;
+    let post = bare(&gw)
+        .post(gw.url("/app/report"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        post.status(),
+        StatusCode::UNAUTHORIZED,
+        "only navigations are redirected"
+    );
+    assert_eq!(gw.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn signing_out_and_revocation_end_the_session_at_once() {
+    let gw = TestGateway::start().await;
+    let admin = gw.admin_token().await;
+    gw.create_user(&admin, "nina", "nina-password-1", &[]).await;
+    let (_, cookie) = sign_in(&gw, "nina", "nina-password-1", "/").await;
+    let cookie = cookie.unwrap();
+    let get = |cookie: String| {
+        bare(&gw)
+            .get(gw.url("/app"))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(get(cookie.clone()).await.unwrap().status(), StatusCode::OK);
+
+    let out = bare(&gw)
+        .post(gw.url("/_portcullis/logout"))
+        .header("cookie", &cookie)
+        .header("origin", origin(&gw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_detail(
+        get(cookie.clone()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "Invalid token.",
+    )
+    .await;
+    let navigation = bare(&gw)
+        .get(gw.url("/app"))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        navigation.status(),
+        StatusCode::FOUND,
+        "a stale cookie in a browser means: sign in again"
+    );
+
+    let (_, cookie) = sign_in(&gw, "nina", "nina-password-1", "/").await;
+    let cookie = cookie.unwrap();
+    let patch = gw
+        .client
+        .patch(gw.api("/users/2/"))
+        .bearer_auth(&admin)
+        .json(&json!({"is_active": false}));
+    assert_eq!(patch.send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        get(cookie).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "deactivation ends the session"
+    );
+}
+
+#[tokio::test]
+async fn changing_my_password_keeps_this_session_and_ends_the_others() {
+    let gw = TestGateway::start().await;
+    let admin = gw.admin_token().await;
+    gw.create_user(&admin, "omar", "omar-password-1", &[]).await;
+    let (_, here) = sign_in(&gw, "omar", "omar-password-1", "/").await;
+    let (_, elsewhere) = sign_in(&gw, "omar", "omar-password-1", "/").await;
+    let (here, elsewhere) = (here.unwrap(), elsewhere.unwrap());
+    let change = |body: Value| {
+        bare(&gw)
+            .post(gw.api("/me/password/"))
+            .header("cookie", &here)
+            .header("origin", origin(&gw))
+            .json(&body)
+            .send()
+    };
+    let wrong = change(json!({"current_password": "not-it", "new_password": "omar-password-2"}))
+        .await
+        .unwrap();
+    assert_detail(
+        wrong,
+        StatusCode::BAD_REQUEST,
+        "current_password: The current password is incorrect.",
+    )
+    .await;
+    let changed =
+        change(json!({"current_password": "omar-password-1", "new_password": "omar-password-2"}))
+            .await
+            .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let fresh = changed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let get = |cookie: String| {
+        bare(&gw)
+            .get(gw.url("/app"))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(
+        get(fresh).await.unwrap().status(),
+        StatusCode::OK,
+        "this browser stays signed in"
+    );
+    assert_eq!(
+        get(elsewhere).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "other sessions end"
+    );
+    gw.login("omar", "omar-password-2").await;
+}
+
+#[tokio::test]
+async fn a_session_in_use_is_renewed() {
+    let gw = TestGateway::start_with(|c| {
+        c.auth.access_ttl_secs = 1;
+        c.auth.refresh_ttl_secs = 4;
+        c.auth.leeway_secs = 0;
+    })
+    .await;
+    let (_, cookie) = sign_in(&gw, ADMIN_USER, ADMIN_PASSWORD, "/").await;
+    let cookie = cookie.unwrap();
+    let early = bare(&gw)
+        .get(gw.url("/app"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !early.headers().contains_key("set-cookie"),
+        "no renewal while young"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = bare(&gw)
+        .get(gw.url("/app"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), StatusCode::OK);
+    let renewed = later.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(renewed, cookie);
+    // Past the first cookie's lifetime (exp has whole-second granularity: allow one more).
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(
+        bare(&gw)
+            .get(gw.url("/app"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bare(&gw)
+            .get(gw.url("/app"))
+            .header("cookie", &renewed)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_content_security_policy() {
+    let gw = TestGateway::start().await;
+    let login = bare(&gw)
+        .get(gw.url("/_portcullis/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let csp = login.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(login.headers()["x-frame-options"], "DENY");
+    for asset in ["app.css", "common.js", "profile.js", "admin.js"] {
+        assert_eq!(
+            bare(&gw)
+                .get(gw.url(&format!("/_portcullis/assets/{asset}")))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        bare(&gw)
+            .get(gw.url("/_portcullis/assets/../../etc/passwd"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bare(&gw)
+            .get(gw.url("/_portcullis/assets/nope.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let profile = bare(&gw).get(gw.url("/_portcullis/")).send().await.unwrap();
+    assert_eq!(
+        profile.status(),
+        StatusCode::FOUND,
+        "the profile needs a session"
+    );
+    assert_eq!(gw.upstream.count(), 0, "the pages are the gateway's own");
+}
