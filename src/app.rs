@@ -17,7 +17,7 @@ use crate::gateway::headers::IdentityHeaders;
 use crate::gateway::rules::Rules;
 use crate::gateway::upstream::{Upstream, UpstreamError};
 use crate::metrics::Metrics;
-use crate::store::{RedbStore, Store, StoreError};
+use crate::store::{Change, ChangeSink, PostgresStore, RedbStore, Store, StoreError};
 
 #[derive(Clone)]
 pub struct App(Arc<State>);
@@ -62,22 +62,32 @@ pub enum StartError {
     Io(String),
 }
 
-/// Opens the configured store.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+/// Opens the configured store: the redb file (its integrity check is blocking work, so off
+/// the reactor) or a PostgreSQL pool.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     match config.store.backend {
-        StoreBackend::Redb => Ok(Arc::new(RedbStore::open(&config.redb_path())?)),
-        StoreBackend::Postgres => Err(StartError::Io(
-            "store.backend = \"postgres\" is not available in this build".into(),
-        )),
+        StoreBackend::Redb => {
+            let path = config.redb_path();
+            let store = tokio::task::spawn_blocking(move || RedbStore::open(&path))
+                .await
+                .map_err(|e| StartError::Io(e.to_string()))??;
+            Ok(Arc::new(store))
+        }
+        StoreBackend::Postgres => {
+            let url = config.store.url.as_deref().unwrap_or_default();
+            Ok(Arc::new(PostgresStore::connect(url).await?))
+        }
     }
 }
 
 impl App {
     /// Builds the state from validated configuration: opens the store, loads (or creates)
     /// the signing key, prepares the password hasher and the upstream pool.
-    pub fn new(config: Config) -> Result<App, StartError> {
-        let store = open_store(&config)?;
-        App::with_store(config, store)
+    pub async fn new(config: Config) -> Result<App, StartError> {
+        let store = open_store(&config).await?;
+        tokio::task::spawn_blocking(move || App::with_store(config, store))
+            .await
+            .map_err(|e| StartError::Io(e.to_string()))?
     }
 
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<App, StartError> {
@@ -100,6 +110,19 @@ impl App {
             config,
         };
         Ok(App(Arc::new(state)))
+    }
+
+    /// Follows changes other replicas make to the shared store, dropping what they changed
+    /// from this process's caches.
+    pub async fn follow_changes(self) {
+        let caches = self.caches.clone();
+        let sink: ChangeSink = Arc::new(move |change| match change {
+            Change::User(id) => caches.invalidate_user(id),
+            Change::ApiKey(id) => caches.invalidate_key(&id),
+            Change::Session(id) => caches.invalidate_session(&id),
+            Change::Everything => caches.invalidate_all(),
+        });
+        self.store.follow_changes(sink).await;
     }
 
     /// Periodic upkeep until `shutdown` fires: batched API-key `last_used_at` writes, idle

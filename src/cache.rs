@@ -90,6 +90,14 @@ impl Caches {
         self.keys.invalidate(id);
     }
 
+    /// Drops every entry: after an interruption of the change feed, anything may be stale.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.users.invalidate_all();
+        self.keys.invalidate_all();
+        self.sessions.invalidate_all();
+    }
+
     pub fn invalidate_session(&self, id: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.sessions.invalidate(id);

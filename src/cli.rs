@@ -183,7 +183,7 @@ fn check_config(config: &Config) -> Result<(), CliError> {
 }
 
 async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
-    let store: Arc<dyn Store> = open_store(config)?;
+    let store: Arc<dyn Store> = open_store(config).await?;
     let passwords = || Passwords::new(&config.auth).map_err(|e| CliError::Start(e.into()));
     match action {
         UserAction::Add {
@@ -268,7 +268,7 @@ async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
 }
 
 async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliError> {
-    let store: Arc<dyn Store> = open_store(config)?;
+    let store: Arc<dyn Store> = open_store(config).await?;
     let now = crate::clock::now_secs();
     match action {
         ApiKeyAction::Create { user } => {

@@ -90,10 +90,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        // Opening redb checks the whole file's integrity: blocking work, off the reactor.
-        let app = tokio::task::spawn_blocking(move || App::new(config))
-            .await
-            .map_err(|e| StartError::Io(e.to_string()))??;
+        let app = App::new(config).await?;
         let bootstrap = bootstrap::ensure_admin(&app).await?;
         let tls = tls::server_config(&app.config).map_err(|e| StartError::Tls(e.to_string()))?;
         Ok(Gateway {
@@ -116,6 +113,7 @@ impl Gateway {
         });
         let app = self.app;
         let maintenance = tokio::spawn(app.clone().maintain(stopped.clone()));
+        let changes = tokio::spawn(app.clone().follow_changes());
         if let Some(admin) = listeners.admin {
             tokio::spawn(server::serve_admin(app.clone(), admin, stopped.clone()));
         }
@@ -133,6 +131,7 @@ impl Gateway {
             tracing::info!(%addr, scheme, upstream = %app.config.upstream.url, "serving");
         }
         server::serve(app, listeners.main, acceptor, stopped).await;
+        changes.abort();
         let _ = maintenance.await;
     }
 }

@@ -122,12 +122,14 @@ fuzz_target!(|data: &[u8]| {
 
     let principal = principal();
     let request_id = HeaderValue::from_static("fuzz-request-id");
+    let method = HeaderValue::from_static(principal.method.as_str());
     inject_identity(&mut headers, identity(), Some(&principal), &request_id);
     let user = &principal.user;
     let expected = [
         (&identity().user, &user.header_user),
         (&identity().user_id, &user.header_user_id),
         (&identity().roles, &user.header_roles),
+        (&identity().method, &method),
         (&identity().request_id, &request_id),
     ];
     for (name, value) in expected {

@@ -283,9 +283,15 @@ impl App {
             StatusCode::SERVICE_UNAVAILABLE
         };
         let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+        // Reported, not required: without the feed, caches still expire within their TTL.
+        let changes = if self.store.following_changes() {
+            "following"
+        } else {
+            "lagging"
+        };
         json(
             status,
-            &serde_json::json!({"store": word(store_ok), "upstream": word(upstream)}),
+            &serde_json::json!({"store": word(store_ok), "upstream": word(upstream), "changes": changes}),
         )
     }
 

@@ -5,6 +5,7 @@
 //! usernames, the first admin) is a single trait method, so each backend makes it one
 //! transaction instead of the caller composing reads and writes that could interleave.
 
+mod postgres;
 pub mod records;
 mod redb;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub use self::postgres::PostgresStore;
 pub use self::redb::RedbStore;
 pub use records::*;
 
@@ -28,6 +30,18 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A change made by another process sharing the store, which caches must drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    User(UserId),
+    ApiKey(String),
+    Session(String),
+    /// Anything may have changed (the feed was interrupted): drop everything.
+    Everything,
+}
+
+pub type ChangeSink = std::sync::Arc<dyn Fn(Change) + Send + Sync>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -81,4 +95,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Reports changes made by other processes sharing the store to `sink`, until the process
+    /// ends. A store that one process owns has none to report.
+    async fn follow_changes(&self, _sink: ChangeSink) {}
+
+    /// Whether other processes' changes are being followed right now (always, when there
+    /// cannot be any).
+    fn following_changes(&self) -> bool {
+        true
+    }
 }

@@ -1,0 +1,562 @@
+//! The shared store: PostgreSQL, for several replicas agreeing on users, keys and sessions.
+//!
+//! Each atomic operation of the [`Store`] trait is one transaction here. Changes that other
+//! replicas must see at once (a revocation, a deactivation, a role change) are announced with
+//! `NOTIFY` in the same transaction, so a replica hears of them only if they committed; see
+//! [`listen`] for the receiving side.
+
+mod listen;
+mod migrations;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{GenericClient, NoTls, Row};
+
+use listen::CHANNEL;
+
+use super::records::*;
+use super::{Change, Store, StoreError, StoreResult};
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    /// Whether the notification connection is up; `/readyz` reports it.
+    listening: Arc<AtomicBool>,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl PostgresStore {
+    /// Connects, and brings the schema up to date (each replica may run this at start; the
+    /// migrations serialize on an advisory lock).
+    pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        let open_error = |reason: String| StoreError::Open {
+            path: redact(url).into(),
+            reason,
+        };
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| open_error(e.to_string()))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| open_error(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| open_error(e.to_string()))?;
+        migrations::apply(&mut client)
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        Ok(PostgresStore {
+            pool,
+            config,
+            listening: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn user_from(row: &Row) -> UserRecord {
+    UserRecord {
+        id: row.get::<_, i64>("id") as u64,
+        username: row.get("username"),
+        password_hash: row.get("password_hash"),
+        roles: row.get("roles"),
+        is_admin: row.get("is_admin"),
+        is_active: row.get("is_active"),
+        tokens_valid_after: row.get::<_, i64>("tokens_valid_after") as u64,
+        created_at: row.get::<_, i64>("created_at") as u64,
+        updated_at: row.get::<_, i64>("updated_at") as u64,
+    }
+}
+
+fn key_from(row: &Row) -> StoreResult<ApiKeyRecord> {
+    let hash: Vec<u8> = row.get("secret_sha256");
+    Ok(ApiKeyRecord {
+        id: row.get("id"),
+        user_id: row.get::<_, i64>("user_id") as u64,
+        secret_sha256: hash.try_into().map_err(|_| StoreError::Corrupt {
+            table: "api_keys",
+            reason: "secret_sha256 is not 32 bytes".into(),
+        })?,
+        created_at: row.get::<_, i64>("created_at") as u64,
+        last_used_at: row.get::<_, Option<i64>>("last_used_at").map(|t| t as u64),
+        revoked_at: row.get::<_, Option<i64>>("revoked_at").map(|t| t as u64),
+    })
+}
+
+fn family_from(row: &Row) -> RefreshFamily {
+    RefreshFamily {
+        id: row.get("id"),
+        user_id: row.get::<_, i64>("user_id") as u64,
+        current_jti: row.get("current_jti"),
+        created_at: row.get::<_, i64>("created_at") as u64,
+        expires_at: row.get::<_, i64>("expires_at") as u64,
+        revoked_at: row.get::<_, Option<i64>>("revoked_at").map(|t| t as u64),
+    }
+}
+
+fn client_of(object: &deadpool_postgres::Object) -> &tokio_postgres::Client {
+    object
+}
+
+/// Tells every replica (this one included) to drop a cached entry, once the transaction commits.
+async fn announce(client: &impl GenericClient, what: Change) -> StoreResult<()> {
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &what.payload()])
+        .await?;
+    Ok(())
+}
+
+async fn insert_user(client: &impl GenericClient, user: NewUser) -> StoreResult<UserRecord> {
+    let now = crate::clock::now_secs() as i64;
+    let inserted = client
+        .query_one(
+            "INSERT INTO users (username, username_key, password_hash, roles, is_admin, is_active,
+                                tokens_valid_after, created_at, updated_at)
+             VALUES ($1, lower($1), $2, $3, $4, true, 0, $5, $5) RETURNING *",
+            &[
+                &user.username,
+                &user.password_hash,
+                &user.roles,
+                &user.is_admin,
+                &now,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(row) => Ok(user_from(&row)),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::UsernameTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Revokes the user's active key, if any, and returns its id.
+async fn revoke_active_key(
+    client: &impl GenericClient,
+    user: UserId,
+    at: u64,
+) -> StoreResult<Option<String>> {
+    let row = client
+        .query_opt(
+            "UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+            &[&(user as i64), &(at as i64)],
+        )
+        .await?;
+    let id: Option<String> = row.map(|r| r.get("id"));
+    if let Some(id) = &id {
+        announce(client, Change::ApiKey(id.clone())).await?;
+    }
+    Ok(id)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT * FROM users WHERE id = $1", &[&(id as i64)])
+            .await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT * FROM users WHERE username_key = lower($1)",
+                &[&username],
+            )
+            .await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT * FROM users ORDER BY id", &[]).await?;
+        Ok(rows.iter().map(user_from).collect())
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
+        let client = self.pool.get().await?;
+        insert_user(client_of(&client), user).await
+    }
+
+    async fn create_first_user(&self, user: NewUser) -> StoreResult<Option<UserRecord>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Replicas starting together queue here; the first creates, the rest see a user.
+        tx.execute("LOCK TABLE users IN EXCLUSIVE MODE", &[])
+            .await?;
+        let exists = tx
+            .query_opt("SELECT 1 FROM users LIMIT 1", &[])
+            .await?
+            .is_some();
+        let created = if exists {
+            None
+        } else {
+            Some(insert_user(&*tx, user).await?)
+        };
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "UPDATE users SET
+                    password_hash = COALESCE($2, password_hash),
+                    roles = COALESCE($3, roles),
+                    is_admin = COALESCE($4, is_admin),
+                    is_active = COALESCE($5, is_active),
+                    tokens_valid_after = GREATEST(tokens_valid_after, COALESCE($6::bigint, 0)),
+                    updated_at = $7
+                 WHERE id = $1 RETURNING *",
+                &[
+                    &(id as i64),
+                    &patch.password_hash,
+                    &patch.roles,
+                    &patch.is_admin,
+                    &patch.is_active,
+                    &patch.tokens_valid_after.map(|t| t as i64),
+                    &(crate::clock::now_secs() as i64),
+                ],
+            )
+            .await?;
+        if row.is_some() {
+            announce(&*tx, Change::User(id)).await?;
+        }
+        tx.commit().await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let deleted = tx
+            .execute("DELETE FROM users WHERE id = $1", &[&(id as i64)])
+            .await?;
+        if deleted == 0 {
+            return Ok(None);
+        }
+        let key = revoke_active_key(&*tx, id, crate::clock::now_secs()).await?;
+        announce(&*tx, Change::User(id)).await?;
+        tx.commit().await?;
+        Ok(Some(key))
+    }
+
+    async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<Option<String>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Serialize key creation per user, so two concurrent creations cannot both stay active.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(8317, $1::int)",
+            &[&((key.user_id % i32::MAX as u64) as i32)],
+        )
+        .await?;
+        let previous = revoke_active_key(&*tx, key.user_id, key.created_at).await?;
+        tx.execute(
+            "INSERT INTO api_keys (id, user_id, secret_sha256, created_at, last_used_at, revoked_at)
+             VALUES ($1, $2, $3, $4, NULL, NULL)",
+            &[&key.id, &(key.user_id as i64), &key.secret_sha256.as_slice(), &(key.created_at as i64)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT * FROM api_keys WHERE id = $1", &[&id])
+            .await?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    async fn api_keys(&self, user: Option<UserId>) -> StoreResult<Vec<ApiKeyRecord>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM api_keys WHERE $1::bigint IS NULL OR user_id = $1 ORDER BY created_at DESC, id",
+                &[&user.map(|u| u as i64)],
+            )
+            .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: u64) -> StoreResult<Option<ApiKeyRecord>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *",
+                &[&id, &(at as i64)],
+            )
+            .await?;
+        if row.is_some() {
+            announce(&*tx, Change::ApiKey(id.to_string())).await?;
+        }
+        tx.commit().await?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    async fn revoke_user_api_key(&self, user: UserId, at: u64) -> StoreResult<Option<String>> {
+        let client = self.pool.get().await?;
+        revoke_active_key(client_of(&client), user, at).await
+    }
+
+    async fn record_api_key_use(&self, uses: Vec<(String, u64)>) -> StoreResult<()> {
+        let (ids, times): (Vec<String>, Vec<i64>) =
+            uses.into_iter().map(|(id, at)| (id, at as i64)).unzip();
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE api_keys AS k SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), u.at)
+                 FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
+                &[&ids, &times],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn create_family(&self, family: RefreshFamily) -> StoreResult<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO refresh_families (id, user_id, current_jti, created_at, expires_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &family.id,
+                    &(family.user_id as i64),
+                    &family.current_jti,
+                    &(family.created_at as i64),
+                    &(family.expires_at as i64),
+                    &family.revoked_at.map(|t| t as i64),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn family(&self, id: &str) -> StoreResult<Option<RefreshFamily>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT * FROM refresh_families WHERE id = $1", &[&id])
+            .await?;
+        Ok(row.as_ref().map(family_from))
+    }
+
+    async fn rotate_family(
+        &self,
+        id: &str,
+        presented_jti: &str,
+        next_jti: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> StoreResult<RotateOutcome> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "SELECT * FROM refresh_families WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?;
+        let Some(family) = row.as_ref().map(family_from) else {
+            return Ok(RotateOutcome::Unknown);
+        };
+        let outcome = if family.revoked_at.is_some() {
+            RotateOutcome::Revoked
+        } else if family.current_jti != presented_jti {
+            tx.execute(
+                "UPDATE refresh_families SET revoked_at = $2 WHERE id = $1",
+                &[&id, &(now as i64)],
+            )
+            .await?;
+            announce(&*tx, Change::Session(id.to_string())).await?;
+            RotateOutcome::ReuseDetected
+        } else {
+            tx.execute(
+                "UPDATE refresh_families SET current_jti = $2, expires_at = $3 WHERE id = $1",
+                &[&id, &next_jti, &(expires_at as i64)],
+            )
+            .await?;
+            RotateOutcome::Rotated
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn revoke_family(&self, id: &str, at: u64) -> StoreResult<bool> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let updated = tx
+            .execute(
+                "UPDATE refresh_families SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                &[&id, &(at as i64)],
+            )
+            .await?;
+        if updated > 0 {
+            announce(&*tx, Change::Session(id.to_string())).await?;
+        }
+        tx.commit().await?;
+        Ok(updated > 0)
+    }
+
+    async fn prune_families(&self, now: u64) -> StoreResult<usize> {
+        let client = self.pool.get().await?;
+        let deleted = client
+            .execute(
+                "DELETE FROM refresh_families WHERE expires_at <= $1",
+                &[&(now as i64)],
+            )
+            .await?;
+        Ok(deleted as usize)
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent, at: u64) -> StoreResult<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO audit_events (at, kind, actor, target, client_ip) VALUES ($1, $2, $3, $4, $5)",
+                &[&(at as i64), &event.kind, &event.actor, &event.target, &event.client_ip],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM audit_events WHERE $1::bigint IS NULL OR id < $1 ORDER BY id DESC LIMIT $2",
+                &[&before.map(|b| b as i64), &(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| AuditEvent {
+                id: row.get::<_, i64>("id") as u64,
+                at: row.get::<_, i64>("at") as u64,
+                kind: row.get("kind"),
+                actor: row.get("actor"),
+                target: row.get("target"),
+                client_ip: row.get("client_ip"),
+            })
+            .collect())
+    }
+
+    async fn import(&self, users: Vec<UserRecord>, keys: Vec<ApiKeyRecord>) -> StoreResult<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        for user in &users {
+            tx.execute(
+                "INSERT INTO users (id, username, username_key, password_hash, roles, is_admin, is_active,
+                                    tokens_valid_after, created_at, updated_at)
+                 VALUES ($1, $2, lower($2), $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, username_key = EXCLUDED.username_key,
+                    password_hash = EXCLUDED.password_hash, roles = EXCLUDED.roles, is_admin = EXCLUDED.is_admin,
+                    is_active = EXCLUDED.is_active, tokens_valid_after = EXCLUDED.tokens_valid_after,
+                    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
+                &[
+                    &(user.id as i64),
+                    &user.username,
+                    &user.password_hash,
+                    &user.roles,
+                    &user.is_admin,
+                    &user.is_active,
+                    &(user.tokens_valid_after as i64),
+                    &(user.created_at as i64),
+                    &(user.updated_at as i64),
+                ],
+            )
+            .await?;
+        }
+        // Later users must not collide with imported ids.
+        tx.execute(
+            "SELECT setval('users_id_seq', GREATEST((SELECT COALESCE(MAX(id), 1) FROM users), 1))",
+            &[],
+        )
+        .await?;
+        for key in &keys {
+            tx.execute(
+                "INSERT INTO api_keys (id, user_id, secret_sha256, created_at, last_used_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, secret_sha256 = EXCLUDED.secret_sha256,
+                    created_at = EXCLUDED.created_at, last_used_at = EXCLUDED.last_used_at,
+                    revoked_at = EXCLUDED.revoked_at",
+                &[
+                    &key.id,
+                    &(key.user_id as i64),
+                    &key.secret_sha256.as_slice(),
+                    &(key.created_at as i64),
+                    &key.last_used_at.map(|t| t as i64),
+                    &key.revoked_at.map(|t| t as i64),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.pool.get().await?;
+        client.execute("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    async fn follow_changes(&self, sink: super::ChangeSink) {
+        listen::follow(self.config.clone(), self.listening.clone(), sink).await
+    }
+
+    fn following_changes(&self) -> bool {
+        self.listening.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresStore")
+    }
+}
