@@ -7,6 +7,7 @@ pub mod browser;
 pub mod postgres;
 pub mod process;
 pub mod raw;
+pub mod tcp_proxy;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -15,6 +15,7 @@ mod operations;
 mod persistence;
 mod proxy;
 mod reload;
+mod replicas;
 mod store_suite;
 mod token_validation;
 mod tokens;
