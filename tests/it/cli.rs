@@ -120,3 +120,86 @@ async fn users_made_on_the_command_line_can_log_in() {
         assert_eq!(status, expected, "{user}");
     }
 }
+
+#[tokio::test]
+async fn a_redb_store_moves_to_postgres_with_export_and_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = portcullis(
+        dir.path(),
+        &["user", "add", "sam", "--role", "ops", "--password-stdin"],
+        Some("sam-password-1\n"),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = portcullis(dir.path(), &["apikey", "create", "--user", "sam"], None);
+    assert!(ok, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key: "))
+        .unwrap()
+        .to_string();
+    let dump = dir.path().join("dump.json");
+    let (ok, out) = portcullis(
+        dir.path(),
+        &["store", "export", "--output", dump.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dump).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !std::fs::read_to_string(&dump)
+            .unwrap()
+            .contains(&key[key.len() - 43..]),
+        "no key secret in the export"
+    );
+
+    let schema = crate::common::postgres::PgSchema::create().await;
+    let import = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["store", "import", dump.to_str().unwrap()])
+        .env_clear()
+        .env("PORTCULLIS_DATA_DIR", dir.path().join("pg-data"))
+        .env("PORTCULLIS_STORE_BACKEND", "postgres")
+        .env("PORTCULLIS_STORE_URL", &schema.url)
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert!(String::from_utf8_lossy(&import.stdout).contains("imported 1 users and 1 API keys"));
+
+    let upstream = Upstream::start().await;
+    let served = dir.path().join("pg");
+    std::fs::create_dir_all(&served).unwrap();
+    let env = [
+        ("PORTCULLIS_UPSTREAM_URL", upstream.url()),
+        ("PORTCULLIS_STORE_BACKEND", "postgres".to_string()),
+        ("PORTCULLIS_STORE_URL", schema.url.clone()),
+    ];
+    let process = GatewayProcess::spawn(&served, &env);
+    let client = client_for(Some(&served.join("data/tls.crt")));
+    let base = format!("https://localhost:{}", process.addr.port());
+    let login = json!({"username": "sam", "password": "sam-password-1"});
+    let (status, _) = json_of(
+        client
+            .post(format!("{base}/api/accounts/token/"))
+            .json(&login)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the password hash moved");
+    let response = client
+        .get(format!("{base}/app"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the API key moved");
+    assert_eq!(upstream.last().headers["x-authenticated-roles"], "ops");
+}

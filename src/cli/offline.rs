@@ -1,188 +1,77 @@
-//! The command line: `serve`, `demo`, `check-config`, and the offline administration
-//! commands that work on the store directly (while the gateway is stopped; redb allows one
-//! writer process).
+//! The offline administration commands: they open the store (or the key file) directly, so
+//! the first admin key can be made, a password reset, or a store migrated without the web API.
+//! With redb, run them while the gateway is stopped (the file has one writer).
 
 use std::io::BufRead;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-
-use crate::app::{StartError, open_store};
+use super::{ApiKeyAction, CliError, StoreAction, UserAction};
+use crate::app::open_store;
 use crate::auth::jwt::KeyFile;
 use crate::auth::password::Passwords;
 use crate::auth::{apikey, names};
 use crate::config::Config;
-use crate::gateway::rules::Rules;
 use crate::store::{NewUser, Store, UserPatch};
-use crate::{Listeners, demo, logging};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "portcullis",
-    version,
-    about = "Reverse-proxy authentication gateway"
-)]
-pub struct Cli {
-    /// Configuration file (TOML). Without one, the embedded defaults apply.
-    #[arg(short, long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
+/// What `store export` writes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoreDump {
+    format: String,
+    version: u32,
+    exported_at: u64,
+    users: Vec<crate::store::UserRecord>,
+    api_keys: Vec<crate::store::ApiKeyRecord>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve the gateway in front of the configured upstream.
-    Serve,
-    /// Serve the gateway in front of a built-in echo upstream that shows what it receives.
-    Demo,
-    /// Validate the configuration and print the compiled access rules.
-    CheckConfig,
-    /// Manage users in the store.
-    User {
-        #[command(subcommand)]
-        action: UserAction,
-    },
-    /// Manage API keys in the store.
-    Apikey {
-        #[command(subcommand)]
-        action: ApiKeyAction,
-    },
-    /// Manage the JWT signing keys.
-    Keys {
-        #[command(subcommand)]
-        action: KeysAction,
-    },
-}
+const DUMP_FORMAT: &str = "portcullis-store";
 
-#[derive(Debug, Subcommand)]
-pub enum KeysAction {
-    /// Add a signing key of the configured algorithm. Older keys keep verifying until every
-    /// token they signed has expired, then the next rotation drops them. Running gateways
-    /// pick the new key up on SIGHUP or within `server.reload_check_secs`.
-    Rotate,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ApiKeyAction {
-    /// Create a key for a user, revoking their previous one, and print it (shown only once).
-    Create {
-        #[arg(long, value_name = "USERNAME")]
-        user: String,
-    },
-    /// Revoke a key by its id (the part after `pcs_`).
-    Revoke { id: String },
-    /// List keys, newest first. Secrets are never stored, so never listed.
-    List,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserAction {
-    /// Create a user. Prints a generated password unless --password-stdin is given.
-    Add {
-        username: String,
-        #[arg(long)]
-        admin: bool,
-        /// A role to grant; repeat for several.
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// Read the password from the first line of standard input.
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// Set a user's password; every token and API key they hold stops working.
-    Passwd {
-        username: String,
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// List users.
-    List,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error(transparent)]
-    Start(#[from] StartError),
-    #[error("{0}")]
-    Usage(String),
-}
-
-impl From<crate::config::ConfigError> for CliError {
-    fn from(e: crate::config::ConfigError) -> Self {
-        CliError::Start(e.into())
-    }
-}
-
-impl From<crate::store::StoreError> for CliError {
-    fn from(e: crate::store::StoreError) -> Self {
-        CliError::Start(e.into())
-    }
-}
-
-pub fn main(cli: Cli) -> Result<(), CliError> {
-    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Serve => serve(config).await,
-            Command::Demo => demo(config).await,
-            Command::CheckConfig => check_config(&config),
-            Command::User { action } => user(&config, action).await,
-            Command::Apikey { action } => apikey(&config, action).await,
-            Command::Keys {
-                action: KeysAction::Rotate,
-            } => rotate_keys(&config),
+pub async fn store(config: &Config, action: StoreAction) -> Result<(), CliError> {
+    let store: Arc<dyn Store> = open_store(config).await?;
+    match action {
+        StoreAction::Export { output } => {
+            let dump = StoreDump {
+                format: DUMP_FORMAT.into(),
+                version: 1,
+                exported_at: crate::clock::now_secs(),
+                users: store.users().await?,
+                api_keys: store.api_keys(None).await?,
+            };
+            let json =
+                serde_json::to_string_pretty(&dump).map_err(|e| CliError::Usage(e.to_string()))?;
+            match output {
+                Some(path) => {
+                    crate::files::write_private(&path, json.as_bytes())
+                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                    eprintln!(
+                        "exported {} users and {} API keys to {}",
+                        dump.users.len(),
+                        dump.api_keys.len(),
+                        path.display()
+                    );
+                }
+                None => println!("{json}"),
+            }
         }
-    })
-}
-
-async fn serve(config: Config) -> Result<(), CliError> {
-    logging::init(&config.log);
-    let listeners = Listeners::bind(&config)
-        .await
-        .map_err(|e| CliError::Start(StartError::Io(e.to_string())))?;
-    crate::run(config, listeners, shutdown_signal()).await?;
-    Ok(())
-}
-
-async fn demo(mut config: Config) -> Result<(), CliError> {
-    let echo = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| CliError::Usage(format!("cannot start the echo upstream: {e}")))?;
-    let echo_addr = echo
-        .local_addr()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    tokio::spawn(demo::serve_echo(echo));
-    config.upstream.url = format!("http://{echo_addr}");
-    serve(config).await
-}
-
-fn check_config(config: &Config) -> Result<(), CliError> {
-    println!("configuration is valid");
-    println!(
-        "  listen     {} (tls: {:?})",
-        config.server.listen, config.server.tls
-    );
-    println!("  upstream   {}", config.upstream.url);
-    println!(
-        "  store      {:?} ({})",
-        config.store.backend,
-        config.redb_path().display()
-    );
-    println!("  api prefix {}", config.auth.api_prefix);
-    println!("\naccess rules (first match wins):");
-    for line in Rules::new(&config.rules).describe() {
-        println!("  {line}");
+        StoreAction::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            let dump: StoreDump = serde_json::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            if dump.format != DUMP_FORMAT || dump.version != 1 {
+                return Err(CliError::Usage(format!(
+                    "{}: not a portcullis store export (version 1)",
+                    file.display()
+                )));
+            }
+            let (users, keys) = (dump.users.len(), dump.api_keys.len());
+            store.import(dump.users, dump.api_keys).await?;
+            println!("imported {users} users and {keys} API keys");
+        }
     }
     Ok(())
 }
 
-async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
+pub async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
     let store: Arc<dyn Store> = open_store(config).await?;
     let passwords = || Passwords::new(&config.auth).map_err(|e| CliError::Start(e.into()));
     match action {
@@ -267,7 +156,7 @@ async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliError> {
+pub async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliError> {
     let store: Arc<dyn Store> = open_store(config).await?;
     let now = crate::clock::now_secs();
     match action {
@@ -318,7 +207,7 @@ async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliError> {
     Ok(())
 }
 
-fn rotate_keys(config: &Config) -> Result<(), CliError> {
+pub fn rotate_keys(config: &Config) -> Result<(), CliError> {
     let path = config.signing_key_path();
     let key_error = |e: crate::auth::jwt::KeyError| CliError::Start(e.into());
     let mut file = if path.exists() {
@@ -357,21 +246,4 @@ fn password_input(from_stdin: bool, min_len: usize) -> Result<(String, bool), Cl
     names::check_password(&password, min_len)
         .map_err(|why| CliError::Usage(format!("password: {why}")))?;
     Ok((password, false))
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutdown requested; draining");
 }
