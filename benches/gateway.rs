@@ -51,12 +51,12 @@ fn header_rewriting(c: &mut Criterion) {
             || template.clone(),
             |mut h| {
                 headers::strip_forged_identity(&mut h, &identity);
-                headers::strip_routing_overrides(&mut h, peer);
+                headers::strip_routing_overrides(&mut h, &peer);
                 headers::remove_hop_by_hop(&mut h);
                 headers::remove_consumed_credentials(&mut h);
                 headers::set_forwarded(
                     &mut h,
-                    peer,
+                    &peer,
                     "https",
                     Some(HeaderValue::from_static("app.example.com")),
                 );
@@ -108,12 +108,9 @@ fn whole_request(c: &mut Criterion) {
                 br#"{"username":"admin","password":"bench-admin-password"}"#,
             )))
             .unwrap();
-        let conn = ConnectionInfo {
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            tls: true,
-        };
+        let conn = ConnectionInfo::new("127.0.0.1:40000".parse().unwrap(), true);
         let body = app
-            .handle(login, conn)
+            .handle(login, conn.clone())
             .await
             .into_body()
             .collect()
@@ -129,7 +126,7 @@ fn whole_request(c: &mut Criterion) {
             .body(Full::new(Bytes::new()))
             .unwrap();
         let body = app
-            .handle(key, conn)
+            .handle(key, conn.clone())
             .await
             .into_body()
             .collect()
@@ -143,10 +140,7 @@ fn whole_request(c: &mut Criterion) {
             key["key"].as_str().unwrap().to_string(),
         )
     });
-    let conn = ConnectionInfo {
-        peer: "127.0.0.1:40000".parse().unwrap(),
-        tls: true,
-    };
+    let conn = ConnectionInfo::new("127.0.0.1:40000".parse().unwrap(), true);
     let mut group = c.benchmark_group("request");
     for (name, header, value) in [
         ("jwt", "authorization", format!("Bearer {token}")),
@@ -162,7 +156,7 @@ fn whole_request(c: &mut Criterion) {
                 if header != "authorization" {
                     request.headers_mut().remove("authorization");
                 }
-                let response = app.handle(request, conn).await;
+                let response = app.handle(request, conn.clone()).await;
                 assert_eq!(response.status(), 200);
                 response.into_body().collect().await.unwrap()
             })

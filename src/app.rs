@@ -157,12 +157,13 @@ impl App {
     }
 }
 
-/// Kubernetes mounts Secrets 0644 unless told otherwise; say so rather than fail.
+/// Kubernetes mounts Secrets 0644 unless told otherwise; say so rather than fail. Group read
+/// is how a Secret reaches a non-root container (`fsGroup`), so only world read is flagged.
 fn warn_if_readable_by_others(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
+        && meta.permissions().mode() & 0o007 != 0
     {
-        tracing::warn!(path = %path.display(), "signing key file is readable by group or others; use mode 0600");
+        tracing::warn!(path = %path.display(), "signing key file is readable by every user; use mode 0600 (or 0640 with a dedicated group)");
     }
 }

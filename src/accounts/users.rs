@@ -260,7 +260,7 @@ pub async fn change_own_password(
             .map_err(super::tokens::signing_failed)?;
         let max_age = app.auth.tokens.refresh_ttl();
         if let Some(cookie) =
-            session::set_cookie(&app.config.ui.cookie_name, &fresh.token, max_age, ctx.tls)
+            session::set_cookie(&app.config.ui.cookie_name, &fresh.token, max_age, ctx.https)
         {
             response
                 .headers_mut()

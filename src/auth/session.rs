@@ -61,22 +61,19 @@ pub fn clear_cookie(name: &str, secure: bool) -> Option<HeaderValue> {
 }
 
 /// Whether a request authenticated by the session cookie may do what it asks: safe methods
-/// always; unsafe ones only when `Origin` (or, without one, `Referer`) is this gateway.
-pub fn same_origin_or_safe(method: &Method, headers: &HeaderMap, uri: &Uri, tls: bool) -> bool {
+/// always; unsafe ones only when `Origin` (or, without one, `Referer`) names `origin`, the
+/// scheme and host the browser addressed (see [`SiteOrigin`]).
+pub fn same_origin_or_safe(method: &Method, headers: &HeaderMap, origin: &SiteOrigin<'_>) -> bool {
     if matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     ) {
         return true;
     }
-    let Some(host) = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-    else {
+    let Some(host) = origin.host else {
         return false;
     };
-    let scheme = if tls { "https" } else { "http" };
+    let scheme = if origin.https { "https" } else { "http" };
     let claimed = match headers.get(ORIGIN) {
         Some(origin) => origin.to_str().ok().and_then(|o| o.parse::<Uri>().ok()),
         None => headers
@@ -90,6 +87,36 @@ pub fn same_origin_or_safe(method: &Method, headers: &HeaderMap, uri: &Uri, tls:
                 .authority()
                 .is_some_and(|a| a.as_str().eq_ignore_ascii_case(host))
     })
+}
+
+/// This site as the browser sees it: behind a trusted proxy that terminated TLS, the scheme
+/// and host the proxy reports (`X-Forwarded-Proto`, `X-Forwarded-Host`); otherwise this
+/// connection's own.
+pub struct SiteOrigin<'a> {
+    pub https: bool,
+    pub host: Option<&'a str>,
+}
+
+impl<'a> SiteOrigin<'a> {
+    pub fn of(
+        headers: &'a HeaderMap,
+        uri: &'a Uri,
+        tls: bool,
+        trusted_peer: bool,
+    ) -> SiteOrigin<'a> {
+        let forwarded = |name: &str| {
+            trusted_peer
+                .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
+                .flatten()
+                .map(|v| v.split(',').next().unwrap_or("").trim())
+        };
+        let https =
+            tls || forwarded("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| headers.get(HOST).and_then(|h| h.to_str().ok()))
+            .or_else(|| uri.authority().map(|a| a.as_str()));
+        SiteOrigin { https, host }
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +176,12 @@ mod tests {
     fn unsafe_methods_need_this_origin() {
         let uri: Uri = "/x".parse().unwrap();
         let check = |method: Method, pairs: &[(&str, &str)]| {
-            same_origin_or_safe(&method, &headers(pairs), &uri, true)
+            let headers = headers(pairs);
+            same_origin_or_safe(
+                &method,
+                &headers,
+                &SiteOrigin::of(&headers, &uri, true, false),
+            )
         };
         assert!(check(
             Method::GET,
@@ -186,5 +218,29 @@ mod tests {
                 ("origin", "https://gw.example.evil.example")
             ]
         ));
+    }
+
+    #[test]
+    fn behind_a_trusted_tls_proxy_the_forwarded_origin_counts() {
+        let uri: Uri = "/x".parse().unwrap();
+        let h = headers(&[
+            ("host", "portcullis:8080"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "app.example.com"),
+            ("origin", "https://app.example.com"),
+        ]);
+        assert!(same_origin_or_safe(
+            &Method::POST,
+            &h,
+            &SiteOrigin::of(&h, &uri, false, true)
+        ));
+        assert!(SiteOrigin::of(&h, &uri, false, true).https);
+        // The same headers from an untrusted peer are not believed.
+        assert!(!same_origin_or_safe(
+            &Method::POST,
+            &h,
+            &SiteOrigin::of(&h, &uri, false, false)
+        ));
+        assert!(!SiteOrigin::of(&h, &uri, false, false).https);
     }
 }

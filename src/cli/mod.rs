@@ -157,7 +157,7 @@ pub fn main(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
-    logging::init(&config.log);
+    let _log = logging::init(&config.log);
     let listeners = Listeners::bind(&config)
         .await
         .map_err(|e| CliError::Start(StartError::Io(e.to_string())))?;

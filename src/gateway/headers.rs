@@ -8,8 +8,7 @@
 use std::net::IpAddr;
 
 use http::header::{
-    AUTHORIZATION, CONNECTION, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue,
-    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    AUTHORIZATION, CONNECTION, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE,
 };
 use ipnet::IpNet;
 
@@ -19,8 +18,6 @@ use crate::config::HeaderNamesConfig;
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The identity header names, as configured.
 #[derive(Debug, Clone)]
@@ -76,15 +73,21 @@ impl IdentityHeaders {
 /// Removes every header that claims an identity. Runs on every request, authenticated or
 /// not, before anything else reads the headers.
 pub fn strip_forged_identity(headers: &mut HeaderMap, identity: &IdentityHeaders) {
-    if !headers.keys().any(|name| identity.is_identity(name)) {
+    remove_where(headers, |name| identity.is_identity(name));
+}
+
+/// Removes every header whose name matches, looking at each name present once: most requests
+/// carry none of what is removed, and then nothing is hashed, allocated or moved.
+fn remove_where(headers: &mut HeaderMap, matches: impl Fn(&HeaderName) -> bool) {
+    if !headers.keys().any(&matches) {
         return;
     }
-    let forged: Vec<HeaderName> = headers
+    let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| identity.is_identity(name))
+        .filter(|name| matches(name))
         .cloned()
         .collect();
-    for name in forged {
+    for name in doomed {
         headers.remove(&name);
     }
 }
@@ -101,11 +104,9 @@ const ROUTING_OVERRIDES: [&str; 6] = [
     "x-forwarded-prefix",
 ];
 
-pub fn strip_routing_overrides(headers: &mut HeaderMap, peer: Peer) {
+pub fn strip_routing_overrides(headers: &mut HeaderMap, peer: &Peer) {
     if !peer.trusted {
-        for name in ROUTING_OVERRIDES {
-            headers.remove(name);
-        }
+        remove_where(headers, |name| ROUTING_OVERRIDES.contains(&name.as_str()));
     }
 }
 
@@ -137,20 +138,21 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
-        headers.remove(name);
-    }
+    remove_where(headers, |name| HOP_BY_HOP.contains(&name.as_str()));
 }
+
+/// RFC 9110 §7.6.1, plus the non-standard `keep-alive` and `proxy-connection`.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 /// Puts back the two headers a protocol switch needs after hop-by-hop removal.
 pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
@@ -173,19 +175,32 @@ pub fn remove_consumed_credentials(headers: &mut HeaderMap) {
 }
 
 /// Where the request came from, as far as the gateway can vouch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Peer {
     pub ip: IpAddr,
     /// The direct peer is a configured trusted proxy, so its `X-Forwarded-*` are believed.
     pub trusted: bool,
+    /// `ip` as a header value, made once per connection rather than per request.
+    ip_header: HeaderValue,
+}
+
+/// An address as a header value.
+pub fn ip_header(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_canonical().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 impl Peer {
     pub fn new(ip: IpAddr, trusted_proxies: &[IpNet]) -> Peer {
+        Peer::with_header(ip, ip_header(ip), trusted_proxies)
+    }
+
+    pub fn with_header(ip: IpAddr, ip_header: HeaderValue, trusted_proxies: &[IpNet]) -> Peer {
         let ip = ip.to_canonical();
         Peer {
             ip,
             trusted: trusted_proxies.iter().any(|net| net.contains(&ip)),
+            ip_header,
         }
     }
 
@@ -214,19 +229,17 @@ impl Peer {
 /// kept (Proto, Host) for a trusted proxy. An untrusted `Forwarded` header is dropped.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    peer: Peer,
+    peer: &Peer,
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let peer_ip = HeaderValue::from_str(&peer.ip.to_string()).ok();
     let xff = match (peer.trusted, joined(headers, &X_FORWARDED_FOR)) {
-        (true, Some(existing)) => format!("{existing}, {}", peer.ip).parse().ok().or(peer_ip),
-        _ => peer_ip,
+        (true, Some(existing)) => format!("{existing}, {}", peer.ip)
+            .parse()
+            .unwrap_or_else(|_| peer.ip_header.clone()),
+        _ => peer.ip_header.clone(),
     };
-    headers.remove(&X_FORWARDED_FOR);
-    if let Some(xff) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), xff);
-    }
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
     if !peer.trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }

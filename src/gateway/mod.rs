@@ -34,10 +34,21 @@ use crate::response::{Body, BoxError, json};
 use headers::Peer;
 
 /// What the server knows about the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    peer_ip: HeaderValue,
+}
+
+impl ConnectionInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnectionInfo {
+        ConnectionInfo {
+            peer,
+            tls,
+            peer_ip: headers::ip_header(peer.ip()),
+        }
+    }
 }
 
 /// Per-request facts gathered once and read by every phase and the access log.
@@ -46,6 +57,9 @@ pub struct RequestContext {
     pub peer: Peer,
     pub client_ip: std::net::IpAddr,
     pub tls: bool,
+    /// The browser reached this site over HTTPS: TLS here, or at a trusted proxy in front.
+    /// Decides the session cookie's `Secure` flag.
+    pub https: bool,
     /// A safe method, or an `Origin`/`Referer` naming this gateway: what a request riding on
     /// the session cookie needs (see `auth::session`).
     pub same_origin: bool,
@@ -118,18 +132,16 @@ impl App {
 
     fn context<B>(&self, request: &Request<B>, conn: ConnectionInfo) -> RequestContext {
         let trusted = &self.config.server.trusted_proxies;
-        let peer = Peer::new(conn.peer.ip(), trusted);
+        let peer = Peer::with_header(conn.peer.ip(), conn.peer_ip.clone(), trusted);
+        let site =
+            session::SiteOrigin::of(request.headers(), request.uri(), conn.tls, peer.trusted);
         RequestContext {
-            request_id: request_id(request.headers(), &self.identity.request_id, peer),
+            request_id: request_id(request.headers(), &self.identity.request_id, peer.trusted),
             client_ip: peer.client_ip(request.headers(), trusted),
             peer,
             tls: conn.tls,
-            same_origin: session::same_origin_or_safe(
-                request.method(),
-                request.headers(),
-                request.uri(),
-                conn.tls,
-            ),
+            https: site.https,
+            same_origin: session::same_origin_or_safe(request.method(), request.headers(), &site),
             principal: None,
             started: Instant::now(),
         }
@@ -173,7 +185,7 @@ impl App {
         // First, before anything reads the headers: the upstream must never see an identity
         // the client wrote, and no later phase may mistake one for ours.
         headers::strip_forged_identity(request.headers_mut(), &self.identity);
-        headers::strip_routing_overrides(request.headers_mut(), ctx.peer);
+        headers::strip_routing_overrides(request.headers_mut(), &ctx.peer);
 
         // A presented credential is checked even on a public route, and a failing one is
         // final: it never degrades to anonymous.
@@ -181,7 +193,7 @@ impl App {
         if let Err(ApiError::InvalidToken) = authenticated
             && crate::ui::is_expired_session_navigation(self, &request)
         {
-            return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.tls));
+            return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.https));
         }
         ctx.principal = authenticated?;
 
@@ -195,7 +207,7 @@ impl App {
             Err(ApiError::NotAuthenticated)
                 if self.config.ui.enabled && crate::ui::is_navigation(&request) =>
             {
-                return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.tls));
+                return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.https));
             }
             other => other?,
         }
@@ -214,7 +226,7 @@ impl App {
             session::remove_cookie(headers, &self.config.ui.cookie_name);
         }
         let proto = if ctx.tls { "https" } else { "http" };
-        headers::set_forwarded(headers, ctx.peer, proto, host.clone());
+        headers::set_forwarded(headers, &ctx.peer, proto, host.clone());
         match (self.config.upstream.preserve_host, host) {
             (true, Some(host)) => {
                 headers.insert(HOST, host);
@@ -327,7 +339,7 @@ impl App {
             && let Some(cookie) = ctx
                 .principal
                 .as_ref()
-                .and_then(|p| crate::ui::renewed_cookie(self, p, ctx.tls))
+                .and_then(|p| crate::ui::renewed_cookie(self, p, ctx.https))
         {
             headers.append(http::header::SET_COOKIE, cookie);
         }
@@ -377,8 +389,8 @@ fn forward_target(uri: &http::Uri, path: Cow<'_, str>) -> Result<PathAndQuery, A
 
 /// A request id from a trusted proxy is kept so one id follows the request end to end;
 /// otherwise a fresh one.
-fn request_id(headers: &HeaderMap, name: &http::HeaderName, peer: Peer) -> HeaderValue {
-    if peer.trusted {
+fn request_id(headers: &HeaderMap, name: &http::HeaderName, trusted_peer: bool) -> HeaderValue {
+    if trusted_peer {
         let incoming = headers.get(name).filter(|v| {
             let bytes = v.as_bytes();
             !bytes.is_empty()

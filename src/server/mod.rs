@@ -69,10 +69,7 @@ pub async fn serve(
             app: app.clone(),
             builder: builder.clone(),
             watcher: graceful.watcher(),
-            info: ConnectionInfo {
-                peer,
-                tls: tls.is_some(),
-            },
+            info: ConnectionInfo::new(peer, tls.is_some()),
         };
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -138,9 +135,11 @@ impl Connection {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let app = self.app.clone();
+        let peer = self.info.peer;
         let info = self.info;
         let service = service_fn(move |request| {
             let app = app.clone();
+            let info = info.clone();
             async move { Ok::<_, Infallible>(app.handle(request, info).await) }
         });
         let conn = self
@@ -150,7 +149,6 @@ impl Connection {
         let conn = self.watcher.watch(conn);
         tokio::pin!(conn);
         let idle_limit = Duration::from_secs(self.app.config.server.idle_timeout_secs);
-        let peer = self.info.peer;
         loop {
             tokio::select! {
                 result = &mut conn => {

@@ -143,7 +143,7 @@ async fn signed_in_page(
     let principal = match app.authenticate(headers, ctx).await {
         Ok(Some(principal)) => principal,
         Ok(None) | Err(ApiError::InvalidToken | ApiError::InvalidApiKey) => {
-            return Ok(redirect_to_login(app, uri, ctx.tls));
+            return Ok(redirect_to_login(app, uri, ctx.https));
         }
         Err(other) => return Err(other),
     };
@@ -210,7 +210,7 @@ async fn sign_in(
         &app.config.ui.cookie_name,
         &token.token,
         app.auth.tokens.refresh_ttl(),
-        ctx.tls,
+        ctx.https,
     );
     if let Some(cookie) = cookie {
         response.headers_mut().append(SET_COOKIE, cookie);
@@ -237,7 +237,7 @@ async fn sign_out(
         crate::accounts::audit(app, ctx, "logout", Some(&claims.username), None).await;
     }
     let mut response = redirect(&format!("{}/login", app.config.ui.path));
-    if let Some(clear) = session::clear_cookie(&app.config.ui.cookie_name, ctx.tls) {
+    if let Some(clear) = session::clear_cookie(&app.config.ui.cookie_name, ctx.https) {
         response.headers_mut().append(SET_COOKIE, clear);
     }
     Ok(response)

@@ -500,3 +500,59 @@ async fn pages_carry_a_strict_content_security_policy() {
     );
     assert_eq!(gw.upstream.count(), 0, "the pages are the gateway's own");
 }
+
+#[tokio::test]
+async fn behind_a_tls_terminating_proxy_the_browser_session_still_works() {
+    let upstream = crate::common::Upstream::start().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut config = crate::common::test_config(dir.path(), &upstream);
+    config.server.tls = portcullis::config::TlsMode::Off;
+    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let gw = TestGateway::start_in(config, upstream, dir).await;
+    let _ = client_for(None);
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = plain
+        .post(gw.url("/_portcullis/login"))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "app.example.com")
+        .header("origin", "https://app.example.com")
+        .form(&[
+            ("username", ADMIN_USER),
+            ("password", ADMIN_PASSWORD),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("; Secure"),
+        "the browser used HTTPS: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    let post = plain
+        .post(gw.url("/app"))
+        .header("cookie", &session)
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "app.example.com")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::OK);
+    let evil = plain
+        .post(gw.url("/app"))
+        .header("cookie", &session)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+}

@@ -113,7 +113,7 @@ fn forwarded_headers_from_untrusted_peer_are_replaced() {
     let peer = Peer::new("10.0.0.9".parse().unwrap(), &[]);
     set_forwarded(
         &mut headers,
-        peer,
+        &peer,
         "https",
         Some(HeaderValue::from_static("app.example")),
     );
@@ -138,7 +138,7 @@ fn forwarded_headers_from_trusted_proxy_are_appended_or_kept() {
     );
     set_forwarded(
         &mut headers,
-        peer,
+        &peer,
         "http",
         Some(HeaderValue::from_static("internal:8443")),
     );
@@ -178,13 +178,13 @@ fn routing_overrides_are_dropped_unless_a_trusted_proxy_sent_them() {
         ("x-forwarded-prefix", "/app"),
     ];
     let mut headers = map(&pairs);
-    strip_routing_overrides(&mut headers, Peer::new("192.0.2.1".parse().unwrap(), &[]));
+    strip_routing_overrides(&mut headers, &Peer::new("192.0.2.1".parse().unwrap(), &[]));
     assert!(headers.is_empty());
     let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
     let mut headers = map(&pairs);
     strip_routing_overrides(
         &mut headers,
-        Peer::new("10.0.0.2".parse().unwrap(), &trusted),
+        &Peer::new("10.0.0.2".parse().unwrap(), &trusted),
     );
     assert_eq!(headers.len(), 3);
 }
