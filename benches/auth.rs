@@ -28,7 +28,9 @@ fn fixture(runtime: &tokio::runtime::Runtime) -> Fixture {
     config.bootstrap.admin_password = Some("bench-admin-password".into());
     config.auth.argon2_memory_kib = 1024;
     config.auth.argon2_iterations = 1;
-    let app = runtime.block_on(App::new(config)).unwrap();
+    let app = runtime
+        .block_on(App::new(config, portcullis::AccessLog::disabled()))
+        .unwrap();
     let now = portcullis::clock::now_secs();
     let mut users = Vec::new();
     let mut records = Vec::new();

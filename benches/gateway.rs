@@ -101,7 +101,10 @@ fn whole_request(c: &mut Criterion) {
         };
         config.upstream.url = format!("http://{}", upstream().await);
         config.bootstrap.admin_password = Some("bench-admin-password".into());
-        let app: App = Gateway::start(config).await.unwrap().app;
+        let app: App = Gateway::start(config, portcullis::AccessLog::disabled())
+            .await
+            .unwrap()
+            .app;
         let login = Request::post("/api/accounts/token/")
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from_static(

@@ -34,6 +34,7 @@ pub struct State {
     pub rules: ArcSwap<Rules>,
     pub identity: IdentityHeaders,
     pub docs: crate::openapi::ApiDocs,
+    pub access_log: crate::access_log::AccessLog,
     pub metrics: Metrics,
 }
 
@@ -83,14 +84,21 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 impl App {
     /// Builds the state from validated configuration: opens the store, loads (or creates)
     /// the signing key, prepares the password hasher and the upstream pool.
-    pub async fn new(config: Config) -> Result<App, StartError> {
+    pub async fn new(
+        config: Config,
+        access_log: crate::access_log::AccessLog,
+    ) -> Result<App, StartError> {
         let store = open_store(&config).await?;
-        tokio::task::spawn_blocking(move || App::with_store(config, store))
+        tokio::task::spawn_blocking(move || App::with_store(config, store, access_log))
             .await
             .map_err(|e| StartError::Io(e.to_string()))?
     }
 
-    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<App, StartError> {
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+        access_log: crate::access_log::AccessLog,
+    ) -> Result<App, StartError> {
         let metrics = Metrics::new();
         let keyring = Keyring::load_or_create(&config.signing_key_path(), config.auth.algorithm)?;
         warn_if_readable_by_others(&config.signing_key_path());
@@ -104,6 +112,7 @@ impl App {
             rules: ArcSwap::from_pointee(Rules::new(&config.rules)),
             identity: IdentityHeaders::new(&config.headers),
             docs: crate::openapi::ApiDocs::new(&config.auth.api_prefix),
+            access_log,
             store,
             caches,
             metrics,

@@ -13,7 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use moka::sync::Cache;
+use foldhash::fast::RandomState;
+use moka::sync::Cache as MokaCache;
+
+/// moka's default hasher is SipHash; foldhash, randomly seeded, resists flooding as well and
+/// costs a fraction of it on the request path.
+type Cache<K, V> = MokaCache<K, V, RandomState>;
 
 use crate::auth::principal::UserState;
 use crate::config::CacheConfig;
@@ -42,18 +47,9 @@ impl Caches {
     pub fn new(config: &CacheConfig, metrics: Metrics) -> Caches {
         let ttl = Duration::from_secs(config.ttl_secs);
         Caches {
-            users: Cache::builder()
-                .max_capacity(config.max_entries)
-                .time_to_live(ttl)
-                .build(),
-            keys: Cache::builder()
-                .max_capacity(config.max_entries)
-                .time_to_live(ttl)
-                .build(),
-            sessions: Cache::builder()
-                .max_capacity(config.max_entries)
-                .time_to_live(ttl)
-                .build(),
+            users: cache(config.max_entries, ttl),
+            keys: cache(config.max_entries, ttl),
+            sessions: cache(config.max_entries, ttl),
             generation: AtomicU64::new(0),
             metrics,
         }
@@ -128,6 +124,17 @@ impl Caches {
         }
         Ok(value)
     }
+}
+
+fn cache<K, V>(max_entries: u64, ttl: Duration) -> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    MokaCache::builder()
+        .max_capacity(max_entries)
+        .time_to_live(ttl)
+        .build_with_hasher(RandomState::default())
 }
 
 #[cfg(test)]

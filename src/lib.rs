@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod accounts;
 pub mod app;
 pub mod auth;
@@ -49,6 +50,7 @@ use std::future::Future;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use access_log::AccessLog;
 pub use app::{App, StartError};
 pub use bootstrap::Bootstrap;
 pub use config::Config;
@@ -89,8 +91,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        let app = App::new(config).await?;
+    /// Sets up from `config`; request lines go to `access_log`.
+    pub async fn start(config: Config, access_log: AccessLog) -> Result<Gateway, StartError> {
+        let app = App::new(config, access_log).await?;
         let bootstrap = bootstrap::ensure_admin(&app).await?;
         let tls = tls::server_config(&app.config).map_err(|e| StartError::Tls(e.to_string()))?;
         Ok(Gateway {
@@ -139,10 +142,11 @@ impl Gateway {
 /// Sets up, announces a generated first-admin password, and serves until `shutdown`.
 pub async fn run(
     config: Config,
+    access_log: AccessLog,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let gateway = Gateway::start(config).await?;
+    let gateway = Gateway::start(config, access_log).await?;
     gateway.bootstrap.announce();
     gateway.serve(listeners, shutdown).await;
     Ok(())

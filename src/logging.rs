@@ -7,11 +7,12 @@
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+use crate::access_log::AccessLog;
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the subscriber. Keep the guard alive until exit: dropping it flushes what is
-/// still buffered.
-pub fn init(config: &LogConfig) -> WorkerGuard {
+/// Installs the subscriber and returns the access log writing to the same place. Keep the
+/// guard alive until exit: dropping it flushes what is still buffered.
+pub fn init(config: &LogConfig) -> (AccessLog, WorkerGuard) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -28,10 +29,10 @@ pub fn init(config: &LogConfig) -> WorkerGuard {
         .with_env_filter(filter)
         .with_target(true)
         .with_ansi(colour)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
-    guard
+    (AccessLog::new(writer, config.format), guard)
 }

@@ -83,7 +83,7 @@ pub struct Tokens {
     /// microseconds and even HS256 parses JSON three times, while a client presents the same
     /// token for its whole life. Bounded by `exp` (checked on every hit) and by size;
     /// revocation is not decided here but checked on every request after this.
-    verified: moka::sync::Cache<[u8; 32], Arc<Claims>>,
+    verified: moka::sync::Cache<[u8; 32], Arc<Claims>, foldhash::fast::RandomState>,
     leeway: u64,
     access_ttl: u64,
     refresh_ttl: u64,
@@ -107,7 +107,7 @@ impl Tokens {
                 .time_to_live(Duration::from_secs(
                     config.access_ttl_secs + config.leeway_secs,
                 ))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             leeway: config.leeway_secs,
             access_ttl: config.access_ttl_secs,
             refresh_ttl: config.refresh_ttl_secs,

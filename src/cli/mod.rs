@@ -157,11 +157,11 @@ pub fn main(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
-    let _log = logging::init(&config.log);
+    let (access_log, _log) = logging::init(&config.log);
     let listeners = Listeners::bind(&config)
         .await
         .map_err(|e| CliError::Start(StartError::Io(e.to_string())))?;
-    crate::run(config, listeners, shutdown_signal()).await?;
+    crate::run(config, access_log, listeners, shutdown_signal()).await?;
     Ok(())
 }
 

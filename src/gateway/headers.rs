@@ -138,21 +138,24 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    remove_where(headers, |name| HOP_BY_HOP.contains(&name.as_str()));
+    remove_where(headers, is_hop_by_hop);
 }
 
 /// RFC 9110 §7.6.1, plus the non-standard `keep-alive` and `proxy-connection`.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 
 /// Puts back the two headers a protocol switch needs after hop-by-hop removal.
 pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {

@@ -346,17 +346,16 @@ impl App {
         let status = response.status();
         self.metrics.request(route.as_str(), status);
         let principal = ctx.principal.as_ref();
-        tracing::info!(
-            target: "portcullis::access",
-            request_id = ctx.request_id.to_str().unwrap_or(""),
-            client = %ctx.client_ip,
-            method = %method,
+        self.access_log.write(&crate::access_log::Entry {
+            request_id: ctx.request_id.to_str().unwrap_or(""),
+            client: ctx.client_ip,
+            method: method.as_str(),
             path,
-            status = status.as_u16(),
-            user = principal.map_or("-", |p| p.user.username.as_str()),
-            auth = principal.map_or("-", |p| p.method.as_str()),
-            latency_us = ctx.started.elapsed().as_micros() as u64,
-        );
+            status: status.as_u16(),
+            user: principal.map(|p| p.user.username.as_str()),
+            auth: principal.map(|p| p.method.as_str()),
+            latency_us: ctx.started.elapsed().as_micros() as u64,
+        });
         response
     }
 }

@@ -183,7 +183,7 @@ impl TestGateway {
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = main.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
-        let gateway = Gateway::start(config.clone())
+        let gateway = Gateway::start(config.clone(), portcullis::AccessLog::disabled())
             .await
             .expect("gateway starts");
         let (shutdown, stopped) = oneshot::channel::<()>();
