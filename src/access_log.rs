@@ -63,18 +63,28 @@ impl AccessLog {
 }
 
 fn text_line(out: &mut Vec<u8>, now: &dyn std::fmt::Display, e: &Entry<'_>) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{now}  INFO portcullis::access: request_id={:?} client={} method={} path={:?} status={} user={:?} auth={:?} latency_us={}",
-        e.request_id,
-        e.client,
-        e.method,
-        e.path,
-        e.status,
-        e.user.unwrap_or("-"),
-        e.auth.unwrap_or("-"),
-        e.latency_us
-    )
+    write!(out, "{now}  INFO portcullis::access: request_id=")?;
+    quoted(out, e.request_id);
+    write!(out, " client={} method={} path=", e.client, e.method)?;
+    quoted(out, e.path);
+    write!(out, " status={} user=", e.status)?;
+    quoted(out, e.user.unwrap_or("-"));
+    out.extend_from_slice(b" auth=");
+    quoted(out, e.auth.unwrap_or("-"));
+    writeln!(out, " latency_us={}", e.latency_us)
+}
+
+/// `"value"`, escaped as `Debug` would only when it has to be: most values need no escaping,
+/// and `Debug` walks them a character at a time.
+fn quoted(out: &mut Vec<u8>, value: &str) {
+    let plain = |b: u8| (b.is_ascii_graphic() && b != b'"' && b != b'\\') || b == b' ';
+    if value.bytes().all(plain) {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = write!(out, "{value:?}");
+    }
 }
 
 fn json_line(out: &mut Vec<u8>, now: &dyn std::fmt::Display, e: &Entry<'_>) -> std::io::Result<()> {
