@@ -222,7 +222,11 @@ async fn no_password_or_token_ever_reaches_the_log() {
         .send()
         .await
         .unwrap();
-    drop(process);
+    assert_eq!(
+        process.terminate().await,
+        Some(0),
+        "a clean stop flushes the log"
+    );
 
     let log = std::fs::read_to_string(dir.path().join("gateway-0.log")).unwrap();
     assert!(
