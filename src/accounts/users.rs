@@ -53,10 +53,7 @@ pub async fn create(
         .map_err(|why| field_error("password", &why))?;
     let roles = roles_field(&fields)?.unwrap_or_default();
     let is_admin = fields.optional_bool("is_admin")?.unwrap_or(false);
-    let password_hash = app.passwords.hash(&password).await.map_err(|error| {
-        tracing::error!(%error, "password hashing failed");
-        ApiError::Internal
-    })?;
+    let password_hash = hash_password(app, &password).await?;
     let new = NewUser {
         username,
         password_hash,
@@ -126,10 +123,7 @@ pub async fn update(
     if let Some(password) = fields.optional_str("password")? {
         names::check_password(&password, app.config.auth.min_password_length)
             .map_err(|why| field_error("password", &why))?;
-        patch.password_hash = Some(app.passwords.hash(&password).await.map_err(|error| {
-            tracing::error!(%error, "password hashing failed");
-            ApiError::Internal
-        })?);
+        patch.password_hash = Some(hash_password(app, &password).await?);
     }
     let revokes_credentials = patch.password_hash.is_some() || patch.is_active == Some(false);
     if revokes_credentials {
@@ -141,10 +135,8 @@ pub async fn update(
         .update_user(id, patch)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if revokes_credentials
-        && let Some(key_id) = app.store.revoke_user_api_key(id, now_secs()).await?
-    {
-        app.caches.invalidate_key(&key_id);
+    if revokes_credentials {
+        revoke_api_key_of(app, id, now_secs()).await?;
     }
     app.caches.invalidate_user(id);
     audit(
@@ -217,10 +209,7 @@ pub async fn change_own_password(
             "The current password is incorrect.",
         ));
     }
-    let password_hash = app.passwords.hash(&new).await.map_err(|error| {
-        tracing::error!(%error, "password hashing failed");
-        ApiError::Internal
-    })?;
+    let password_hash = hash_password(app, &new).await?;
     let now = now_secs();
     let patch = UserPatch {
         password_hash: Some(password_hash),
@@ -232,9 +221,7 @@ pub async fn change_own_password(
         .update_user(user.id, patch)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if let Some(key_id) = app.store.revoke_user_api_key(user.id, now).await? {
-        app.caches.invalidate_key(&key_id);
-    }
+    revoke_api_key_of(app, user.id, now).await?;
     app.caches.invalidate_user(user.id);
     audit(
         app,
@@ -280,6 +267,22 @@ pub async fn permissions(
     let rules = app.rules.load();
     let roles = rules.roles();
     Ok(json(StatusCode::OK, &json!({ "roles": roles })))
+}
+
+/// argon2id of a new password; a failure is ours, not the client's.
+async fn hash_password(app: &App, password: &str) -> Result<String, ApiError> {
+    app.passwords.hash(password).await.map_err(|error| {
+        tracing::error!(%error, "password hashing failed");
+        ApiError::Internal
+    })
+}
+
+/// Revokes the user's API key, in the store and in this process's cache.
+async fn revoke_api_key_of(app: &App, user: UserId, at: u64) -> Result<(), ApiError> {
+    if let Some(key_id) = app.store.revoke_user_api_key(user, at).await? {
+        app.caches.invalidate_key(&key_id);
+    }
+    Ok(())
 }
 
 fn roles_field(fields: &Fields) -> Result<Option<Vec<String>>, ApiError> {
