@@ -10,7 +10,7 @@ BIN="$ROOT/target/release/portcullis"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 [ -x "$BIN" ] || { echo "missing $BIN: run cargo build --release" >&2; exit 2; }
-ulimit -n $((CONNECTIONS * 2 + 1024))
+ulimit -n "$(ulimit -Hn)"   # each side holds CONNECTIONS descriptors
 
 PORT=18543
 # Idle connections must outlive the measurement: the default timeouts would close them.
