@@ -31,7 +31,7 @@ PORTCULLIS_DATA_DIR="$WORK/data" PORTCULLIS_SERVER_LISTEN="127.0.0.1:$PORT" PORT
 PORTCULLIS_UPSTREAM_URL=http://127.0.0.1:18180 PORTCULLIS_ADMIN_ENABLED=false \
 PORTCULLIS_ADMIN_PASSWORD=storm-test-password PORTCULLIS_RATE_LIMIT_ENABLED=false \
 PORTCULLIS_AUTH_ACCESS_TTL_SECS=3600 PORTCULLIS_LOG_LEVEL=warn \
-  "$BIN" serve > "$WORK/log" 2>&1 &
+  env ${STORM_ENV:-} "$BIN" serve > "$WORK/log" 2>&1 &
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
 LOGIN='{"username":"admin","password":"storm-test-password"}'
 TOKEN=$(curl -s "http://127.0.0.1:$PORT/api/accounts/token/" -H 'Content-Type: application/json' -d "$LOGIN" \
@@ -40,10 +40,10 @@ TOKEN=$(curl -s "http://127.0.0.1:$PORT/api/accounts/token/" -H 'Content-Type: a
 p99() {
   taskset -c 1 oha --no-tui --output-format json -q "$RATE" -z "${SECONDS_PER_RUN}s" -c 16 \
     -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/app" \
-    | python3 -c 'import json,sys; p=json.load(sys.stdin)["latencyPercentiles"]; print(f"p50 {p[\"p50\"]*1e6:.0f} µs, p99 {p[\"p99\"]*1e6:.0f} µs")'
+    | python3 -c 'import json,sys; p=json.load(sys.stdin)["latencyPercentiles"]; print("p50 %.0f µs, p99 %.0f µs" % (p["p50"]*1e6, p["p99"]*1e6))'
 }
 echo "proxy at $RATE req/s, quiet:         $(p99)"
-taskset -c 1 oha --no-tui -q 50 -z "$((SECONDS_PER_RUN + 2))s" -c 8 -m POST -T application/json -d "$LOGIN" \
+taskset -c 1 oha --no-tui -q 50 -z "$((SECONDS_PER_RUN + 2))s" -c 32 -m POST -T application/json -d "$LOGIN" \
   "http://127.0.0.1:$PORT/api/accounts/token/" > "$WORK/storm.txt" &
 STORM=$!
 sleep 1

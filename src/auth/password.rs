@@ -2,8 +2,10 @@
 //!
 //! A hash costs tens of milliseconds of one core and ~19 MiB. Running it inline would stall
 //! every connection on that worker; running it unbounded would let a login storm take every
-//! core and the memory with it. So hashes run on the blocking pool behind a semaphore sized
-//! to the cores, and the proxy path keeps its latency during a storm.
+//! core and the memory with it. So hashes run on their own threads, as many as the cores,
+//! behind a semaphore of that size, at the lowest scheduling priority: the operating system
+//! hands the CPU to the proxy path whenever it wants it, and a login storm only gets what is
+//! left.
 
 use std::sync::Arc;
 
@@ -25,8 +27,10 @@ pub enum PasswordError {
 #[derive(Clone)]
 pub struct Passwords {
     argon: Argon2<'static>,
-    /// Caps concurrent hashes; waiting logins queue here, not on the reactor.
+    /// Caps concurrent hashes to the number of hashing threads; waiting logins queue here,
+    /// not on the reactor.
     permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     /// Verified against when the username is unknown, so both cases cost the same time.
     dummy_hash: Arc<str>,
 }
@@ -51,6 +55,7 @@ impl Passwords {
         Ok(Passwords {
             argon,
             permits: Arc::new(Semaphore::new(concurrency)),
+            jobs: hashing_threads(concurrency)?,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -85,9 +90,57 @@ impl Passwords {
             .await
             .map_err(|_| PasswordError::Hash("hasher shut down".into()))?;
         let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || work(argon))
-            .await
-            .map_err(|e| PasswordError::Hash(e.to_string()))
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work(argon));
+        });
+        let gone = || PasswordError::Hash("hashing threads stopped".into());
+        self.jobs.send(job).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// `count` threads taking hashing jobs from one queue, each at the lowest priority. They end
+/// when the last `Passwords` handle (the queue's sender) is dropped.
+fn hashing_threads(count: usize) -> Result<std::sync::mpsc::Sender<Job>, PasswordError> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    let queue = Arc::new(std::sync::Mutex::new(queue));
+    for n in 0..count {
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name(format!("portcullis-hash-{n}"))
+            .spawn(move || {
+                lowest_priority();
+                loop {
+                    let next = queue.lock().map(|q| q.recv());
+                    match next {
+                        Ok(Ok(job)) => job(),
+                        _ => return,
+                    }
+                }
+            })
+            .map_err(|e| PasswordError::Hash(format!("cannot start a hashing thread: {e}")))?;
+    }
+    Ok(jobs)
+}
+
+/// Linux's SCHED_IDLE runs a thread only when nothing else wants the core, and preempts it at
+/// once when something does; elsewhere, the lowest priority of the normal policy. Best effort:
+/// a platform that refuses still hashes, at normal priority.
+fn lowest_priority() {
+    use thread_priority::*;
+    #[cfg(target_os = "linux")]
+    let idle = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    );
+    #[cfg(not(target_os = "linux"))]
+    let idle: Result<(), Error> = Err(Error::Priority("no idle policy"));
+    if idle.is_err() {
+        let _ = set_current_thread_priority(ThreadPriority::Min);
     }
 }
 
@@ -170,6 +223,27 @@ mod tests {
         assert!(!passwords.verify("wrong horse", Some(&hash)).await);
         assert!(!passwords.verify("correct horse", None).await);
         assert!(!passwords.verify("x", Some("not a phc string")).await);
+    }
+
+    #[tokio::test]
+    async fn hashes_run_on_their_own_threads_at_the_lowest_priority() {
+        let passwords = Passwords::new(&fast_config()).unwrap();
+        let (name, policy) = passwords
+            .run(|_| {
+                let name = std::thread::current().name().map(str::to_string);
+                let policy = thread_priority::thread_schedule_policy().ok();
+                (name, policy)
+            })
+            .await
+            .unwrap();
+        assert!(name.unwrap().starts_with("portcullis-hash-"));
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            policy,
+            Some(thread_priority::ThreadSchedulePolicy::Normal(
+                thread_priority::NormalThreadSchedulePolicy::Idle
+            ))
+        );
     }
 
     #[test]
