@@ -1,5 +1,6 @@
 //! The request path without the client's socket: header rewriting alone, and a whole request
-//! through `App::handle` to a real upstream on loopback. Run with `cargo bench --bench gateway`.
+//! through `App::handle` to a real upstream on loopback, and the time a failed login takes for
+//! a known and an unknown username. Run with `cargo bench --bench gateway`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -168,5 +169,54 @@ fn whole_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, header_rewriting, whole_request);
+/// A failed login must take the same time whether the username exists or not (unknown users
+/// verify against a dummy hash). Compare the two medians; both answer the same 401 text.
+fn login_failure_timing(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = runtime.block_on(async {
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.rate_limit.enabled = false;
+        config.bootstrap.admin_password = Some("bench-admin-password".into());
+        Gateway::start(config, portcullis::AccessLog::disabled())
+            .await
+            .unwrap()
+            .app
+    });
+    let conn = ConnectionInfo::new("127.0.0.1:40000".parse().unwrap(), true);
+    let mut group = c.benchmark_group("login_failure");
+    group.sample_size(30);
+    for (name, username) in [("existing_user", "admin"), ("unknown_user", "nobody-here")] {
+        let body = format!(r#"{{"username":"{username}","password":"wrong-password"}}"#);
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                let login = Request::post("/api/accounts/token/")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.clone())))
+                    .unwrap();
+                let response = app.handle(login, conn.clone()).await;
+                assert_eq!(response.status(), 401);
+                let text = response.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(
+                    &text[..],
+                    br#"{"detail":"No active account found with the given credentials"}"#
+                );
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    header_rewriting,
+    whole_request,
+    login_failure_timing
+);
 criterion_main!(benches);
