@@ -5,11 +5,8 @@
 # Usage: benches/memory.sh [connections]      (default 10000)
 set -euo pipefail
 CONNECTIONS=${1:-10000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="$ROOT/target/release/portcullis"
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-[ -x "$BIN" ] || { echo "missing $BIN: run cargo build --release" >&2; exit 2; }
+source "$(dirname "$0")/common.sh"
+require python3
 ulimit -n "$(ulimit -Hn)"   # each side holds CONNECTIONS descriptors
 
 PORT=18543

@@ -9,23 +9,9 @@
 # Usage: benches/profile.sh [requests]      (default 3000)
 set -euo pipefail
 REQUESTS=${1:-3000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="$ROOT/target/release/portcullis"
-WORK=$(mktemp -d)
-mkdir -p "$WORK/upstream/logs"
-cleanup() { kill $(jobs -p) 2>/dev/null || true; nginx -p "$WORK/upstream" -c nginx.conf -s stop 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-for tool in valgrind nginx oha python3; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }; done
-[ -x "$BIN" ] || { echo "missing $BIN: run cargo build --release" >&2; exit 2; }
-
-cat > "$WORK/upstream/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/logs/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:18181; location / { return 200 "ok\n"; } } }
-NGINX
-nginx -p "$WORK/upstream" -c nginx.conf
+source "$(dirname "$0")/common.sh"
+require valgrind nginx oha python3
+nginx_upstream 18181
 
 PORT=18644
 PORTCULLIS_DATA_DIR="$WORK/data" PORTCULLIS_SERVER_LISTEN="127.0.0.1:$PORT" PORTCULLIS_SERVER_TLS=off \
@@ -38,9 +24,9 @@ TOKEN=$(curl -s "http://127.0.0.1:$PORT/api/accounts/token/" -H 'Content-Type: a
   -d '{"username":"admin","password":"profile-password"}' | sed -E 's/.*"access":"([^"]+)".*/\1/')
 load() { oha --no-tui -n "$1" -c 4 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/app" > /dev/null; }
 load 300
-callgrind_control --zero "$VALGRIND" > /dev/null   # count only what follows
+callgrind_control --zero "$VALGRIND" > /dev/null 2>&1   # count only what follows
 load "$REQUESTS"
-callgrind_control --dump "$VALGRIND" > /dev/null
+callgrind_control --dump "$VALGRIND" > /dev/null 2>&1
 kill -INT "$VALGRIND"; wait "$VALGRIND" || true
 
 # Self cost per function from the dump (callgrind_annotate only totals it inclusively here).

@@ -7,23 +7,9 @@
 set -euo pipefail
 SECONDS_PER_RUN=${1:-15}
 RATE=${2:-2000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="$ROOT/target/release/portcullis"
-WORK=$(mktemp -d)
-mkdir -p "$WORK/upstream/logs"
-cleanup() { kill $(jobs -p) 2>/dev/null || true; nginx -p "$WORK/upstream" -c nginx.conf -s stop 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-for tool in nginx oha taskset; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }; done
-[ -x "$BIN" ] || { echo "missing $BIN: run cargo build --release" >&2; exit 2; }
-
-cat > "$WORK/upstream/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/logs/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:18180; location / { return 200 "ok\n"; } } }
-NGINX
-taskset -c 1 nginx -p "$WORK/upstream" -c nginx.conf
+source "$(dirname "$0")/common.sh"
+require nginx oha taskset
+nginx_upstream 18180 1
 
 PORT=18643
 # The storm comes from one address: the login rate limit would (rightly) stop it first.

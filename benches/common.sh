@@ -1,0 +1,29 @@
+# Shared by the benchmark scripts (sourced, not run): the release binary, a scratch directory
+# removed on exit with every background job, tool checks, and an nginx `return 200` upstream.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN="$ROOT/target/release/portcullis"
+WORK=$(mktemp -d)
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  [ -f "$WORK/upstream/nginx.pid" ] && nginx -p "$WORK/upstream" -c nginx.conf -s stop 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+require() { # tool...
+  for tool in "$@"; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }; done
+  [ -x "$BIN" ] || { echo "missing $BIN: run cargo build --release" >&2; exit 2; }
+}
+
+nginx_upstream() { # port [cpu]
+  mkdir -p "$WORK/upstream/logs"
+  cat > "$WORK/upstream/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/upstream/nginx.pid;
+error_log $WORK/upstream/logs/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:$1; location / { return 200 "ok\n"; } } }
+NGINX
+  if [ -n "${2:-}" ]; then taskset -c "$2" nginx -p "$WORK/upstream" -c nginx.conf
+  else nginx -p "$WORK/upstream" -c nginx.conf; fi
+}
