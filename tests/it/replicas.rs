@@ -200,50 +200,18 @@ async fn losing_the_database_keeps_cached_credentials_and_refuses_new_logins_unt
         .await
         .unwrap();
     let key = created["key"].as_str().unwrap().to_string();
-    assert_eq!(
-        client
-            .get(url(&gw, "/app"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        client
-            .get(url(&gw, "/app"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    let status =
+        |request: reqwest::RequestBuilder| async move { request.send().await.unwrap().status() };
+    let with_key = || client.get(url(&gw, "/app")).header("x-api-key", &key);
+    let with_token = || client.get(url(&gw, "/app")).bearer_auth(&admin);
+    assert_eq!(status(with_key()).await, StatusCode::OK);
+    assert_eq!(status(with_token()).await, StatusCode::OK);
 
     proxy.cut();
     // Cached credentials keep working...
     for _ in 0..3 {
-        assert_eq!(
-            client
-                .get(url(&gw, "/app"))
-                .header("x-api-key", &key)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
-        assert_eq!(
-            client
-                .get(url(&gw, "/app"))
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
+        assert_eq!(status(with_key()).await, StatusCode::OK);
+        assert_eq!(status(with_token()).await, StatusCode::OK);
     }
     // ...new logins cannot be checked, and say so.
     let refused = login(&client, &gw, "admin", PASSWORD).await;
@@ -252,15 +220,8 @@ async fn losing_the_database_keeps_cached_credentials_and_refuses_new_logins_unt
         refused.json::<Value>().await.unwrap()["detail"],
         "Service temporarily unavailable, try again later."
     );
-    assert_eq!(
-        client
-            .get(url(&gw, "/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    let readiness = || client.get(url(&gw, "/readyz"));
+    assert_eq!(status(readiness()).await, StatusCode::SERVICE_UNAVAILABLE);
 
     proxy.restore();
     let started = Instant::now();
@@ -275,15 +236,7 @@ async fn losing_the_database_keeps_cached_credentials_and_refuses_new_logins_unt
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        client
-            .get(url(&gw, "/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(status(readiness()).await, StatusCode::OK);
     assert!(
         gw.log_text()
             .contains("following changes from other replicas")
