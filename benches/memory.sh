@@ -18,9 +18,12 @@ PORTCULLIS_ADMIN_PASSWORD=memory-test-password PORTCULLIS_LOG_LEVEL=warn \
   "$BIN" serve > "$WORK/log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
-sleep 1
+# One login first: its password hash must leave nothing behind once logins stop (after 1 s).
+curl -sk -o /dev/null "https://127.0.0.1:$PORT/api/accounts/token/" -H 'Content-Type: application/json' \
+  -d '{"username":"admin","password":"memory-test-password"}'
+sleep 2
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$PID/status"; }
-echo "idle: $(rss)"
+echo "idle, after a login: $(rss)"
 
 python3 - "$PORT" "$CONNECTIONS" "$PID" <<'PY'
 import asyncio, ssl, sys
