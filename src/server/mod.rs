@@ -114,6 +114,11 @@ struct Connection {
     info: ConnectionInfo,
 }
 
+/// What each idle connection holds is what 10 000 of them cost, so the large parts live only
+/// while they are needed: the TLS handshake's state in a box dropped once it completes, each
+/// request's future in a box dropped with its response (hyper would otherwise reserve room for
+/// one beside every connection), and the task itself holds little more than a pointer to the
+/// HTTP connection.
 impl Connection {
     async fn run(self, stream: tokio::net::TcpStream, tls: Option<TlsAcceptor>) {
         let activity = Activity::new();
@@ -123,14 +128,17 @@ impl Connection {
         };
         let timeout = Duration::from_secs(self.app.config.server.tls_handshake_timeout_secs);
         let peer = self.info.peer;
-        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        let handshake = Box::pin(tokio::time::timeout(timeout, acceptor.accept(stream)));
+        match handshake.await {
             Ok(Ok(tls_stream)) => self.serve_http(tls_stream, activity).await,
             Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     }
 
-    async fn serve_http<I>(self, io: I, activity: Activity)
+    /// Not `async`: an async fn would keep `io` among its arguments for as long as it runs,
+    /// beside the copy inside the connection.
+    fn serve_http<I>(self, io: I, activity: Activity) -> impl Future<Output = ()> + Send
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -140,27 +148,28 @@ impl Connection {
         let service = service_fn(move |request| {
             let app = app.clone();
             let info = info.clone();
-            async move { Ok::<_, Infallible>(app.handle(request, info).await) }
+            Box::pin(async move { Ok::<_, Infallible>(app.handle(request, info).await) })
         });
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
-        let conn = self.watcher.watch(conn);
-        tokio::pin!(conn);
+        let mut conn = Box::pin(self.watcher.watch(conn));
         let idle_limit = Duration::from_secs(self.app.config.server.idle_timeout_secs);
-        loop {
-            tokio::select! {
-                result = &mut conn => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = tokio::time::sleep_until(activity.deadline(idle_limit)) => {
-                    if activity.deadline(idle_limit) <= tokio::time::Instant::now() {
-                        tracing::debug!(%peer, "closing idle connection");
+        async move {
+            loop {
+                tokio::select! {
+                    result = &mut conn => {
+                        if let Err(error) = result {
+                            tracing::debug!(%peer, %error, "connection ended with an error");
+                        }
                         return;
+                    }
+                    _ = tokio::time::sleep_until(activity.deadline(idle_limit)) => {
+                        if activity.deadline(idle_limit) <= tokio::time::Instant::now() {
+                            tracing::debug!(%peer, "closing idle connection");
+                            return;
+                        }
                     }
                 }
             }
