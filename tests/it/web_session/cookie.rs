@@ -1,54 +1,12 @@
-//! The browser session, without a browser: the sign-in form, the cookie, CSRF, redirects.
+//! The session cookie: how it is set and checked, renewed while in use, and ended.
 
 use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use super::{bare, origin, sign_in};
 use crate::common::{ADMIN_PASSWORD, ADMIN_USER, TestGateway, assert_detail, client_for, json_of};
-
-/// A client that follows no redirect and keeps no cookies, so each test sees every header.
-fn bare(gw: &TestGateway) -> reqwest::Client {
-    let _ = client_for(None);
-    let cert = gw.config.tls_paths().0;
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tls_backend_preconfigured(crate::common::raw::tls_client_config(&cert, &[b"http/1.1"]))
-        .build()
-        .unwrap()
-}
-
-fn origin(gw: &TestGateway) -> String {
-    format!("https://localhost:{}", gw.addr.port())
-}
-
-/// Signs in through the form and returns the session cookie (`name=value`).
-async fn sign_in(
-    gw: &TestGateway,
-    username: &str,
-    password: &str,
-    next: &str,
-) -> (reqwest::Response, Option<String>) {
-    let response = bare(gw)
-        .post(gw.url("/_portcullis/login"))
-        .header("origin", origin(gw))
-        .form(&[
-            ("username", username),
-            ("password", password),
-            ("next", next),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("portcullis_session=") && !c.contains("Max-Age=0"));
-    let pair = cookie.map(|c| c.split(';').next().unwrap().to_string());
-    (response, pair)
-}
 
 #[tokio::test]
 async fn signing_in_sets_a_hardened_cookie_that_the_proxy_accepts_and_never_forwards() {
@@ -94,71 +52,6 @@ async fn signing_in_sets_a_hardened_cookie_that_the_proxy_accepts_and_never_forw
     )
     .await;
     assert_eq!(me["auth_method"], "session");
-}
-
-#[tokio::test]
-async fn the_sign_in_page_explains_failures_and_throttling() {
-    let gw = TestGateway::start_with(|c| {
-        c.rate_limit.login_per_username_burst = 2;
-        c.rate_limit.login_per_username_per_minute = 1;
-    })
-    .await;
-    let (response, cookie) = sign_in(&gw, ADMIN_USER, "wrong-password", "/").await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(cookie.is_none());
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("Wrong username or password")
-    );
-    sign_in(&gw, ADMIN_USER, "wrong-password", "/").await;
-    let (response, _) = sign_in(&gw, ADMIN_USER, ADMIN_PASSWORD, "/").await;
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(response.headers().contains_key("retry-after"));
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("Request was throttled.")
-    );
-}
-
-#[tokio::test]
-async fn next_only_ever_leads_back_to_this_site() {
-    let gw = TestGateway::start().await;
-    for evil in [
-        "//evil.example/",
-        "/\\evil.example",
-        "https://evil.example/",
-        "javascript:alert(1)",
-        "/app\r\nx: y",
-        " /app",
-    ] {
-        let (response, _) = sign_in(&gw, ADMIN_USER, ADMIN_PASSWORD, evil).await;
-        assert_eq!(response.headers()["location"], "/_portcullis/", "{evil:?}");
-    }
-    // The page itself never echoes an unsafe next into its form.
-    let page = bare(&gw)
-        .get(gw.url("/_portcullis/login?next=%2F%2Fevil.example"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!page.contains("evil.example"));
-    let page = bare(&gw)
-        .get(gw.url("/_portcullis/login?next=%2Fapp%22%3E%3Cscript%3E"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!page.contains("<script>"), "next is escaped or refused");
 }
 
 #[tokio::test]
@@ -230,46 +123,6 @@ async fn cookie_borne_unsafe_requests_must_come_from_this_site() {
         .await
         .unwrap();
     assert_detail(login, StatusCode::FORBIDDEN, csrf).await;
-}
-
-#[tokio::test]
-async fn browsers_are_sent_to_sign_in_and_scripts_get_json() {
-    let gw = TestGateway::start().await;
-    let page = bare(&gw)
-        .get(gw.url("/app/report?id=7"))
-        .header("accept", "text/html,application/xhtml+xml")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::FOUND);
-    assert_eq!(
-        page.headers()["location"],
-        "/_portcullis/login?next=%2Fapp%2Freport%3Fid%3D7"
-    );
-    let api = bare(&gw)
-        .get(gw.url("/app/report"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_detail(
-        api,
-        StatusCode::UNAUTHORIZED,
-        "Authentication credentials were not provided.",
-    )
-    .await;
-    let post = bare(&gw)
-        .post(gw.url("/app/report"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        post.status(),
-        StatusCode::UNAUTHORIZED,
-        "only navigations are redirected"
-    );
-    assert_eq!(gw.upstream.count(), 0);
 }
 
 #[tokio::test]
@@ -449,56 +302,6 @@ async fn a_session_in_use_is_renewed() {
             .status(),
         StatusCode::OK
     );
-}
-
-#[tokio::test]
-async fn pages_carry_a_strict_content_security_policy() {
-    let gw = TestGateway::start().await;
-    let login = bare(&gw)
-        .get(gw.url("/_portcullis/login"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::OK);
-    let csp = login.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
-    assert_eq!(login.headers()["x-frame-options"], "DENY");
-    for asset in ["app.css", "common.js", "profile.js", "admin.js"] {
-        assert_eq!(
-            bare(&gw)
-                .get(gw.url(&format!("/_portcullis/assets/{asset}")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
-    }
-    assert_eq!(
-        bare(&gw)
-            .get(gw.url("/_portcullis/assets/../../etc/passwd"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        bare(&gw)
-            .get(gw.url("/_portcullis/assets/nope.js"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NOT_FOUND
-    );
-    let profile = bare(&gw).get(gw.url("/_portcullis/")).send().await.unwrap();
-    assert_eq!(
-        profile.status(),
-        StatusCode::FOUND,
-        "the profile needs a session"
-    );
-    assert_eq!(gw.upstream.count(), 0, "the pages are the gateway's own");
 }
 
 #[tokio::test]
