@@ -4,6 +4,7 @@
 use std::ops::Deref;
 
 use arc_swap::ArcSwap;
+use http::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct State {
     /// Swapped whole on reload; each request reads the table current when it arrived.
     pub rules: ArcSwap<Rules>,
     pub identity: IdentityHeaders,
+    /// `Strict-Transport-Security` for answers over TLS, built once; none when disabled.
+    pub hsts: Option<HeaderValue>,
     pub docs: crate::openapi::ApiDocs,
     pub access_log: crate::access_log::AccessLog,
     pub metrics: Metrics,
@@ -111,6 +114,7 @@ impl App {
             upstream: Upstream::new(&config.upstream, metrics.clone())?,
             rules: ArcSwap::from_pointee(Rules::new(&config.rules)),
             identity: IdentityHeaders::new(&config.headers),
+            hsts: hsts(config.server.hsts_max_age_secs),
             docs: crate::openapi::ApiDocs::new(&config.auth.api_prefix),
             access_log,
             store,
@@ -175,4 +179,11 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
     {
         tracing::warn!(path = %path.display(), "signing key file is readable by every user; use mode 0600 (or 0640 with a dedicated group)");
     }
+}
+
+fn hsts(max_age_secs: u64) -> Option<HeaderValue> {
+    if max_age_secs == 0 {
+        return None;
+    }
+    HeaderValue::from_str(&format!("max-age={max_age_secs}; includeSubDomains")).ok()
 }

@@ -58,7 +58,7 @@ pub struct RequestContext {
     pub client_ip: std::net::IpAddr,
     pub tls: bool,
     /// The browser reached this site over HTTPS: TLS here, or at a trusted proxy in front.
-    /// Decides the session cookie's `Secure` flag.
+    /// Decides the session cookie's `Secure` flag and whether HSTS is sent.
     pub https: bool,
     /// A safe method, or an `Origin`/`Referer` naming this gateway: what a request riding on
     /// the session cookie needs (see `auth::session`).
@@ -325,14 +325,11 @@ impl App {
     ) -> Response<Body> {
         let headers = response.headers_mut();
         headers.insert(self.identity.request_id.clone(), ctx.request_id.clone());
-        if ctx.tls && self.config.server.hsts_max_age_secs > 0 {
-            let value = format!(
-                "max-age={}; includeSubDomains",
-                self.config.server.hsts_max_age_secs
-            );
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(STRICT_TRANSPORT_SECURITY, value);
-            }
+        // Over HTTPS as the browser sees it, which includes a trusted TLS-terminating proxy.
+        if ctx.https
+            && let Some(hsts) = &self.hsts
+        {
+            headers.insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         // A response that sets the session cookie itself (sign-in, password change) knows best.
         if !headers.contains_key(http::header::SET_COOKIE)

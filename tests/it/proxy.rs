@@ -344,3 +344,41 @@ async fn http2_to_the_upstream_when_configured() {
     assert_eq!(seen.version, http::Version::HTTP_2);
     assert_eq!(seen.headers["x-authenticated-user"], "admin");
 }
+
+#[tokio::test]
+async fn hsts_is_sent_over_https_when_configured_and_never_over_plain_http() {
+    let hsts = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let gw = TestGateway::start_with(|c| c.server.hsts_max_age_secs = 600).await;
+    let token = gw.admin_token().await;
+    let expected = Some("max-age=600; includeSubDomains".to_string());
+    // On every answer: proxied, refused, and the gateway's own.
+    assert_eq!(hsts(&gw.get("/x", Some(&token)).await), expected);
+    assert_eq!(hsts(&gw.get("/x", None).await), expected);
+    assert_eq!(hsts(&gw.get("/healthz", None).await), expected);
+
+    let off_by_default = TestGateway::start().await;
+    assert_eq!(hsts(&off_by_default.get("/healthz", None).await), None);
+
+    let upstream = Upstream::start().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut config = crate::common::test_config(dir.path(), &upstream);
+    config.server.tls = portcullis::config::TlsMode::Off;
+    config.server.hsts_max_age_secs = 600;
+    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let plain = TestGateway::start_in(config, upstream, dir).await;
+    assert_eq!(hsts(&plain.get("/healthz", None).await), None);
+    // Unless a trusted proxy in front terminated TLS: then the browser is on HTTPS.
+    let behind_tls_proxy = plain
+        .client
+        .get(plain.url("/healthz"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hsts(&behind_tls_proxy), expected);
+}
