@@ -337,3 +337,20 @@ pub async fn assert_detail(response: reqwest::Response, status: StatusCode, deta
     assert_eq!(got, status, "body: {body}");
     assert_eq!(body["detail"], detail, "status {got}");
 }
+
+/// Sends a request and keeps the one thing a test step looks at. A transport error fails the
+/// test: the gateway was supposed to answer.
+pub trait Fetch {
+    fn fetch_json(self) -> impl Future<Output = Value> + Send;
+    fn fetch_status(self) -> impl Future<Output = StatusCode> + Send;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch_json(self) -> Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn fetch_status(self) -> StatusCode {
+        self.send().await.unwrap().status()
+    }
+}

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 
 use super::api_keys::{create_key, with_key};
 use crate::common::process::GatewayProcess;
-use crate::common::{ADMIN_PASSWORD, ADMIN_USER, TestGateway, Upstream, assert_detail, client_for};
+use crate::common::{
+    ADMIN_PASSWORD, ADMIN_USER, Fetch, TestGateway, Upstream, assert_detail, client_for,
+};
 
 #[tokio::test]
 async fn keys_survive_a_new_jwt_signing_key() {
@@ -44,12 +46,8 @@ async fn revocations_and_new_keys_survive_restart_and_kill_9() {
     let tokens: Value = client
         .post(base(&first, "/api/accounts/token/"))
         .json(&login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let admin = tokens["access"].as_str().unwrap().to_string();
     let create = |p: &GatewayProcess, user: Option<u64>| {
         let body = user.map_or(json!({}), |id| json!({"user": id}));

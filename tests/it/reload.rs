@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::process::GatewayProcess;
-use crate::common::{Upstream, client_for, raw};
+use crate::common::{Fetch, Upstream, client_for, raw};
 
 const PASSWORD: &str = "reload-admin-password";
 
@@ -137,12 +137,7 @@ async fn rules_and_signing_keys_reload_when_their_files_change() {
     let client = client_for(Some(&dir.path().join("data/tls.crt")));
     let url = |path: &str| format!("https://localhost:{}{path}", process.addr.port());
     assert_eq!(
-        client
-            .get(url("/docs/intro"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(url("/docs/intro")).fetch_status().await,
         StatusCode::UNAUTHORIZED
     );
 
@@ -151,12 +146,7 @@ async fn rules_and_signing_keys_reload_when_their_files_change() {
     replace(&config, public_docs);
     wait_for_log(&process, "access rules reloaded", 0).await;
     assert_eq!(
-        client
-            .get(url("/docs/intro"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(url("/docs/intro")).fetch_status().await,
         StatusCode::OK
     );
 
@@ -164,12 +154,7 @@ async fn rules_and_signing_keys_reload_when_their_files_change() {
     replace(&config, "[[rules]]\npath = \"no-slash\"\n");
     wait_for_log(&process, "configuration refused", 0).await;
     assert_eq!(
-        client
-            .get(url("/docs/intro"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(url("/docs/intro")).fetch_status().await,
         StatusCode::OK
     );
     replace(&config, public_docs);
@@ -180,12 +165,8 @@ async fn rules_and_signing_keys_reload_when_their_files_change() {
     let before: serde_json::Value = client
         .post(url("/api/accounts/token/"))
         .json(&login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let old_token = before["access"].as_str().unwrap().to_string();
     let key_reloads = logged(&process, "signing keys reloaded");
     let rotate = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -202,12 +183,8 @@ async fn rules_and_signing_keys_reload_when_their_files_change() {
     let after: serde_json::Value = client
         .post(url("/api/accounts/token/"))
         .json(&login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let new_token = after["access"].as_str().unwrap().to_string();
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     assert_ne!(kid(&old_token), kid(&new_token));
@@ -216,10 +193,8 @@ async fn rules_and_signing_keys_reload_when_their_files_change() {
             client
                 .get(url("/app"))
                 .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status(),
+                .fetch_status()
+                .await,
             StatusCode::OK
         );
     }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::postgres::PgSchema;
 use crate::common::process::GatewayProcess;
 use crate::common::tcp_proxy::TcpProxy;
-use crate::common::{Upstream, client_for};
+use crate::common::{Fetch, Upstream, client_for};
 
 const PASSWORD: &str = "replica-admin-password";
 
@@ -116,12 +116,8 @@ async fn two_replicas_agree_on_keys_users_and_revocations() {
     let created: Value = client_a
         .post(url(&a, "/api/accounts/api-keys/"))
         .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let key = created["key"].as_str().unwrap().to_string();
     let on_b = || client_b.get(url(&b, "/app")).header("x-api-key", &key);
     assert_eq!(
@@ -148,12 +144,8 @@ async fn two_replicas_agree_on_keys_users_and_revocations() {
         .post(url(&a, "/api/accounts/users/"))
         .bearer_auth(&admin)
         .json(&json!({"username": "rita", "password": "rita-password-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let rita = access_token(&client_b, &b, "rita", "rita-password-1").await;
     let on_a = || client_a.get(url(&a, "/app")).bearer_auth(&rita);
     assert_eq!(on_a().send().await.unwrap().status(), StatusCode::OK);
@@ -171,14 +163,7 @@ async fn two_replicas_agree_on_keys_users_and_revocations() {
         delay < Duration::from_secs(1),
         "A refused the deactivated user after {delay:?}"
     );
-    let ready: Value = client_a
-        .get(url(&a, "/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = client_a.get(url(&a, "/readyz")).fetch_json().await;
     assert_eq!(ready["changes"], "following");
 }
 
@@ -193,12 +178,8 @@ async fn losing_the_database_keeps_cached_credentials_and_refuses_new_logins_unt
     let created: Value = client
         .post(url(&gw, "/api/accounts/api-keys/"))
         .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let key = created["key"].as_str().unwrap().to_string();
     let status =
         |request: reqwest::RequestBuilder| async move { request.send().await.unwrap().status() };

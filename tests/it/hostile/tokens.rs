@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use super::{assert_invariant, gateway_with_alice, refused};
-use crate::common::TestGateway;
+use crate::common::{Fetch, TestGateway};
 
 fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
@@ -47,12 +47,8 @@ async fn algorithm_confusion_against_an_eddsa_gateway() {
     let jwks: Value = gw
         .client
         .get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let public_b64 = jwks["keys"][0]["x"].as_str().unwrap().to_string();
     let public_raw = URL_SAFE_NO_PAD.decode(&public_b64).unwrap();
     let kid = kid_of(&alice);

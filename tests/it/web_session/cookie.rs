@@ -6,7 +6,9 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{bare, origin, sign_in};
-use crate::common::{ADMIN_PASSWORD, ADMIN_USER, TestGateway, assert_detail, client_for, json_of};
+use crate::common::{
+    ADMIN_PASSWORD, ADMIN_USER, Fetch, TestGateway, assert_detail, client_for, json_of,
+};
 
 #[tokio::test]
 async fn signing_in_sets_a_hardened_cookie_that_the_proxy_accepts_and_never_forwards() {
@@ -286,20 +288,16 @@ async fn a_session_in_use_is_renewed() {
         bare(&gw)
             .get(gw.url("/app"))
             .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         bare(&gw)
             .get(gw.url("/app"))
             .header("cookie", &renewed)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         StatusCode::OK
     );
 }

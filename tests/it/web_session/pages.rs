@@ -3,7 +3,7 @@
 use http::StatusCode;
 
 use super::{bare, sign_in};
-use crate::common::{ADMIN_PASSWORD, ADMIN_USER, TestGateway, assert_detail};
+use crate::common::{ADMIN_PASSWORD, ADMIN_USER, Fetch, TestGateway, assert_detail};
 
 #[tokio::test]
 async fn the_sign_in_page_explains_failures_and_throttling() {
@@ -126,29 +126,23 @@ async fn pages_carry_a_strict_content_security_policy() {
         assert_eq!(
             bare(&gw)
                 .get(gw.url(&format!("/_portcullis/assets/{asset}")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+                .fetch_status()
+                .await,
             StatusCode::OK
         );
     }
     assert_eq!(
         bare(&gw)
             .get(gw.url("/_portcullis/assets/../../etc/passwd"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         bare(&gw)
             .get(gw.url("/_portcullis/assets/nope.js"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         StatusCode::NOT_FOUND
     );
     let profile = bare(&gw).get(gw.url("/_portcullis/")).send().await.unwrap();
