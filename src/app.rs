@@ -64,6 +64,8 @@ pub enum StartError {
     Tls(String),
     #[error("{0}")]
     Io(String),
+    #[error("cannot start the connection workers: {0}")]
+    Workers(std::io::Error),
 }
 
 /// Opens the configured store: the redb file (its integrity check is blocking work, so off
@@ -111,7 +113,11 @@ impl App {
             auth: Authenticator::new(tokens, store.clone(), caches.clone()),
             passwords: Passwords::new(&config.auth)?,
             throttle: LoginThrottle::new(&config.rate_limit),
-            upstream: Upstream::new(&config.upstream, metrics.clone())?,
+            upstream: Upstream::new(
+                &config.upstream,
+                crate::server::workers::count(config.server.workers),
+                metrics.clone(),
+            )?,
             rules: ArcSwap::from_pointee(Rules::new(&config.rules)),
             identity: IdentityHeaders::new(&config.headers),
             hsts: hsts(config.server.hsts_max_age_secs),

@@ -88,6 +88,7 @@ pub struct Gateway {
     pub app: App,
     pub bootstrap: Bootstrap,
     tls: Option<tls::Tls>,
+    workers: server::Workers,
 }
 
 impl Gateway {
@@ -96,10 +97,13 @@ impl Gateway {
         let app = App::new(config, access_log).await?;
         let bootstrap = bootstrap::ensure_admin(&app).await?;
         let tls = tls::server_config(&app.config).map_err(|e| StartError::Tls(e.to_string()))?;
+        let workers = server::workers::count(app.config.server.workers);
+        let workers = server::Workers::start(workers).map_err(StartError::Workers)?;
         Ok(Gateway {
             app,
             bootstrap,
             tls,
+            workers,
         })
     }
 
@@ -131,9 +135,10 @@ impl Gateway {
             .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         if let Ok(addr) = listeners.main.local_addr() {
-            tracing::info!(%addr, scheme, upstream = %app.config.upstream.url, "serving");
+            let workers = self.workers.count();
+            tracing::info!(%addr, scheme, workers, upstream = %app.config.upstream.url, "serving");
         }
-        server::serve(app, listeners.main, acceptor, stopped).await;
+        server::serve(app, listeners.main, acceptor, self.workers, stopped).await;
         changes.abort();
         let _ = maintenance.await;
     }

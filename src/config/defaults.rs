@@ -45,6 +45,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections: 10_000,
+            workers: 0,
             shutdown_grace_secs: 30,
             reload_check_secs: 5,
             api_docs: true,

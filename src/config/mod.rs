@@ -84,6 +84,8 @@ pub struct ServerConfig {
     /// A connection on which nothing was read or written for this long is closed.
     pub idle_timeout_secs: u64,
     pub max_connections: usize,
+    /// Threads serving connections, each with its own runtime; 0 means one per core.
+    pub workers: usize,
     /// How long SIGTERM waits for in-flight requests before exiting.
     pub shutdown_grace_secs: u64,
     /// Serve the OpenAPI document at `/api/schema/` and Swagger UI at `/api/swagger/`.

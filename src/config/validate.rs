@@ -8,6 +8,9 @@ use http::{HeaderName, Method, Uri};
 use super::{Config, StoreBackend, TlsMode};
 use crate::auth::names;
 
+/// More connection workers than this is a typo, not a machine.
+const MAX_WORKERS: usize = 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {reason}")]
@@ -68,6 +71,9 @@ impl Config {
         ] {
             problems.check(value > 0, || format!("{key}: must be positive"));
         }
+        problems.check(s.workers <= MAX_WORKERS, || {
+            format!("server.workers: at most {MAX_WORKERS} (0 means one per core)")
+        });
         problems.check(s.max_connections > 0, || {
             "server.max_connections: must be positive".into()
         });

@@ -1,6 +1,7 @@
 //! The upstream: a pooled hyper-util client, timeouts mapped to 502/504, and the tunnel for
 //! protocol upgrades (WebSocket).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -27,9 +28,11 @@ pub enum UpstreamError {
 
 #[derive(Clone)]
 pub struct Upstream {
-    /// Pooled keep-alive connections: a new TCP handshake per request would cost more than
-    /// all the authentication work.
-    client: Client<HttpConnector, Body>,
+    /// Pooled keep-alive connections, one pool per connection worker: a new TCP handshake per
+    /// request would cost more than all the authentication work, and a pooled connection
+    /// driven by another worker's thread would bring back the cross-thread wake-ups the
+    /// workers exist to avoid.
+    clients: Arc<[Client<HttpConnector, Body>]>,
     scheme: Scheme,
     authority: Authority,
     response_timeout: Duration,
@@ -40,7 +43,11 @@ pub struct Upstream {
 
 impl Upstream {
     /// From validated configuration (`url` was checked to be `http://host:port`).
-    pub fn new(config: &UpstreamConfig, metrics: Metrics) -> Result<Upstream, UpstreamError> {
+    pub fn new(
+        config: &UpstreamConfig,
+        workers: usize,
+        metrics: Metrics,
+    ) -> Result<Upstream, UpstreamError> {
         let uri: Uri = config
             .url
             .parse()
@@ -53,14 +60,16 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .http2_only(config.http2)
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_secs))
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector);
+        let client = || {
+            Client::builder(TokioExecutor::new())
+                .http2_only(config.http2)
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_secs))
+                .pool_max_idle_per_host(config.pool_max_idle_per_host)
+                .build(connector.clone())
+        };
         Ok(Upstream {
-            client,
+            clients: (0..workers.max(1)).map(|_| client()).collect(),
             scheme: Scheme::HTTP,
             authority,
             response_timeout: Duration::from_secs(config.response_timeout_secs),
@@ -76,6 +85,12 @@ impl Upstream {
 
     pub fn authority(&self) -> &Authority {
         &self.authority
+    }
+
+    /// The calling worker's pool (the first one off the workers).
+    fn client(&self) -> &Client<HttpConnector, Body> {
+        let worker = crate::server::workers::current().unwrap_or(0);
+        &self.clients[worker % self.clients.len()]
     }
 
     /// Sends `request` to `path_and_query` on the upstream and returns its response with the
@@ -99,7 +114,8 @@ impl Upstream {
         *request.version_mut() = self.version;
 
         let started = Instant::now();
-        let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
+        let sent =
+            tokio::time::timeout(self.response_timeout, self.client().request(request)).await;
         let mut response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {

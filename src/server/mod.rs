@@ -3,6 +3,8 @@
 //!
 //! Each connection's stack, outermost first, and why it sits there:
 //! - connection permit: a flood past `max_connections` is closed at accept, before any work;
+//! - a connection worker (see [`workers`]): the rest of the connection's life runs on one
+//!   thread, the least loaded;
 //! - activity tracking: sees every byte, so a silent connection of any protocol is closed;
 //! - TLS handshake under a timeout: a client that stalls the handshake holds nothing long;
 //! - hyper's auto builder: HTTP/2 by ALPN (or preface), HTTP/1.1 otherwise, with the
@@ -11,6 +13,7 @@
 
 mod admin;
 mod idle;
+pub mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use admin::{serve_admin, serve_redirect};
 use idle::{Activity, ActivityIo};
+pub use workers::Workers;
 
 use crate::app::App;
 use crate::gateway::ConnectionInfo;
@@ -38,6 +42,7 @@ pub async fn serve(
     app: App,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    workers: Workers,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &app.config.server;
@@ -72,13 +77,16 @@ pub async fn serve(
             info: ConnectionInfo::new(peer, tls.is_some()),
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
+        let handed = workers.serve(stream, move |stream| async move {
             let metrics = connection.app.metrics.clone();
             metrics.connection_opened();
             connection.run(stream, tls).await;
             metrics.connection_closed();
             drop(permit);
         });
+        if let Err(error) = handed {
+            tracing::warn!(%peer, %error, "cannot hand a connection to a worker; closing it");
+        }
     }
     drop(listener);
     tracing::info!(connections = graceful.count(), "draining connections");
