@@ -34,7 +34,8 @@ pub struct State {
     /// Swapped whole on reload; each request reads the table current when it arrived.
     pub rules: ArcSwap<Rules>,
     pub identity: IdentityHeaders,
-    /// `Strict-Transport-Security` for answers over TLS, built once; none when disabled.
+    /// `Strict-Transport-Security` for answers the browser gets over HTTPS, built once; none
+    /// when disabled.
     pub hsts: Option<HeaderValue>,
     pub docs: crate::openapi::ApiDocs,
     pub access_log: crate::access_log::AccessLog,

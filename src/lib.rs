@@ -97,8 +97,10 @@ impl Gateway {
         let app = App::new(config, access_log).await?;
         let bootstrap = bootstrap::ensure_admin(&app).await?;
         let tls = tls::server_config(&app.config).map_err(|e| StartError::Tls(e.to_string()))?;
-        let workers = server::workers::count(app.config.server.workers);
-        let workers = server::Workers::start(workers).map_err(StartError::Workers)?;
+        // As many workers as the upstream has connection pools, one each.
+        let workers = server::Workers::start(app.upstream.pools())
+            .await
+            .map_err(StartError::Workers)?;
         Ok(Gateway {
             app,
             bootstrap,
@@ -119,7 +121,9 @@ impl Gateway {
             let _ = stop.send(true);
         });
         let app = self.app;
-        let maintenance = tokio::spawn(app.clone().maintain(stopped.clone()));
+        // Housekeeping stops after the drain, so its last flush has every request's key use.
+        let (drained, drain_over) = watch::channel(false);
+        let maintenance = tokio::spawn(app.clone().maintain(drain_over));
         let changes = tokio::spawn(app.clone().follow_changes());
         if let Some(admin) = listeners.admin {
             tokio::spawn(server::serve_admin(app.clone(), admin, stopped.clone()));
@@ -138,9 +142,12 @@ impl Gateway {
             let workers = self.workers.count();
             tracing::info!(%addr, scheme, workers, upstream = %app.config.upstream.url, "serving");
         }
-        server::serve(app, listeners.main, acceptor, self.workers, stopped).await;
+        server::serve(app, listeners.main, acceptor, &self.workers, stopped).await;
+        let _ = drained.send(true);
         changes.abort();
         let _ = maintenance.await;
+        // Last: the store's connections may be driven by the workers' runtimes.
+        self.workers.stop().await;
     }
 }
 

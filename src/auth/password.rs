@@ -172,9 +172,10 @@ fn lowest_priority() {
     }
 }
 
-/// The memory argon2 fills, kept from one hash to the next. Argon2's first
-/// pass overwrites every block before reading it, so what a previous hash left there does not
-/// matter.
+/// The memory argon2 fills, kept from one hash to the next. Argon2's first pass overwrites
+/// every block before reading it, so what a previous hash left there does not matter. Those
+/// leftovers derive from passwords, as freed memory's would: nothing here is readable from
+/// outside the process.
 #[derive(Default)]
 struct WorkingArea(Vec<Block>);
 

@@ -137,7 +137,10 @@ impl From<crate::store::StoreError> for CliError {
 
 pub fn main(cli: Cli) -> Result<(), CliError> {
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    // Connections are served on the connection workers (`server::workers`); this runtime runs
+    // the accept loop, the admin listener, housekeeping and the offline commands.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;

@@ -87,6 +87,11 @@ impl Upstream {
         &self.authority
     }
 
+    /// How many connection pools there are: one per connection worker.
+    pub fn pools(&self) -> usize {
+        self.clients.len()
+    }
+
     /// The calling worker's pool (the first one off the workers).
     fn client(&self) -> &Client<HttpConnector, Body> {
         let worker = crate::server::workers::current().unwrap_or(0);

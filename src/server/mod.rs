@@ -42,7 +42,7 @@ pub async fn serve(
     app: App,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    workers: Workers,
+    workers: &Workers,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &app.config.server;

@@ -4,7 +4,8 @@
 //! connections it opens) then runs on one thread, with no work-stealing queues and no wake-ups
 //! across threads on the request path; on `benches/load.sh` that is about a fifth less CPU per
 //! request than the same code on tokio's multi-thread scheduler. The accept loop stays on the
-//! main runtime and hands each new connection to the worker serving the fewest.
+//! main runtime and hands each new connection to the worker serving the fewest. The price: one
+//! connection, however many HTTP/2 streams it carries, is served by one core.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -34,25 +35,54 @@ pub fn count(configured: usize) -> usize {
     }
 }
 
+/// Blocking work (redb transactions) a worker may run at once; the rest queue.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 pub struct Workers {
     workers: Vec<Worker>,
+    /// Where the search for the least loaded worker starts, turning, so ties spread out.
+    next: AtomicUsize,
 }
 
 struct Worker {
     runtime: Handle,
     /// Connections this worker is serving, to choose the least loaded.
     connections: Arc<AtomicUsize>,
-    /// Dropped with the workers: the worker's runtime then stops, dropping what it still runs.
-    _stop: oneshot::Sender<()>,
+    /// Sent, or dropped with the workers: the worker's runtime then stops, dropping what it
+    /// still runs.
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Workers {
     /// Starts `count` workers (at least one).
-    pub fn start(count: usize) -> std::io::Result<Workers> {
-        let workers = (0..count.max(1))
-            .map(Worker::start)
-            .collect::<std::io::Result<_>>()?;
-        Ok(Workers { workers })
+    pub async fn start(count: usize) -> std::io::Result<Workers> {
+        let mut workers = Vec::with_capacity(count.max(1));
+        for index in 0..count.max(1) {
+            workers.push(Worker::start(index).await?);
+        }
+        Ok(Workers {
+            workers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Stops every worker, dropping what they still run, and waits for their threads.
+    pub async fn stop(self) {
+        let threads: Vec<_> = self
+            .workers
+            .into_iter()
+            .map(|worker| {
+                let _ = worker.stop.send(());
+                worker.thread
+            })
+            .collect();
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
     }
 
     pub fn count(&self) -> usize {
@@ -69,9 +99,9 @@ impl Workers {
         // A socket belongs to the runtime that registered it; it is registered again on the
         // worker's.
         let stream = stream.into_std()?;
-        let worker = self
-            .workers
-            .iter()
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let worker = (0..self.workers.len())
+            .map(|i| &self.workers[(first + i) % self.workers.len()])
             .min_by_key(|w| w.connections.load(Ordering::Relaxed))
             .expect("at least one worker");
         let serving = Serving::new(worker.connections.clone());
@@ -87,25 +117,37 @@ impl Workers {
 }
 
 impl Worker {
-    fn start(index: usize) -> std::io::Result<Worker> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
+    /// The runtime is built on the worker's own thread, so that whatever happens it is also
+    /// dropped there, never on the async caller.
+    async fn start(index: usize) -> std::io::Result<Worker> {
+        let (ready, runtime) = oneshot::channel::<std::io::Result<Handle>>();
         let (stop, stopped) = oneshot::channel::<()>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("portcullis-worker-{index}"))
             .spawn(move || {
+                let built = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(MAX_BLOCKING_THREADS)
+                    .build();
+                let runtime = match built {
+                    Ok(runtime) => runtime,
+                    Err(error) => return drop(ready.send(Err(error))),
+                };
+                let _ = ready.send(Ok(runtime.handle().clone()));
                 CURRENT.set(Some(index));
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
                 runtime.shutdown_background();
             })?;
+        let runtime = runtime
+            .await
+            .map_err(|_| std::io::Error::other("worker thread ended while starting"))??;
         Ok(Worker {
-            runtime: handle,
+            runtime,
             connections: Arc::default(),
-            _stop: stop,
+            stop,
+            thread,
         })
     }
 }
@@ -133,7 +175,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_go_to_the_least_loaded_worker_and_run_there() {
-        let workers = Workers::start(2).unwrap();
+        let workers = Workers::start(2).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (seen, mut where_served) = tokio::sync::mpsc::unbounded_channel();
@@ -169,5 +211,6 @@ mod tests {
         assert_eq!(current(), None, "the caller is not a worker");
         release.send(true).unwrap();
         drop(clients);
+        workers.stop().await;
     }
 }

@@ -44,7 +44,13 @@ pub async fn send(addr: SocketAddr, cert: &Path, request: &[u8], wait: Duration)
     let mut stream = connect(addr, cert, &[b"http/1.1"]).await;
     // A request the gateway refuses early (431, 413) may be answered, and the connection
     // closed, before all of it is written: what matters is the answer that came back.
-    let _ = stream.write_all(request).await;
+    if let Err(error) = stream.write_all(request).await {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+        assert!(
+            matches!(error.kind(), BrokenPipe | ConnectionReset),
+            "{error}"
+        );
+    }
     let mut out = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
