@@ -143,7 +143,12 @@ impl Upstream {
             (true, Some(client_side)) => {
                 let protocol = response.headers().get(http::header::UPGRADE).cloned();
                 let upstream_side = hyper::upgrade::on(&mut response);
-                tokio::spawn(tunnel(client_side, upstream_side));
+                // The tunnel outlives the HTTP connection: it still weighs on its worker.
+                let counted = crate::server::workers::count_as_connection();
+                tokio::spawn(async move {
+                    let _counted = counted;
+                    tunnel(client_side, upstream_side).await;
+                });
                 headers::remove_hop_by_hop(response.headers_mut());
                 if let Some(protocol) = protocol {
                     headers::restore_upgrade(response.headers_mut(), protocol);

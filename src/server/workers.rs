@@ -7,7 +7,7 @@
 //! main runtime and hands each new connection to the worker serving the fewest. The price: one
 //! connection, however many HTTP/2 streams it carries, is served by one core.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,12 +19,21 @@ use tokio::sync::oneshot;
 thread_local! {
     /// Which worker runs on this thread; `None` off the workers.
     static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+    /// The connection count of the worker on this thread.
+    static LOAD: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
 }
 
 /// The worker running the calling code, if any: lets per-worker state (the upstream
 /// connection pools) be picked without a lock.
 pub fn current() -> Option<usize> {
     CURRENT.get()
+}
+
+/// Counts something that outlives the connection that started it (a WebSocket tunnel) as one
+/// more connection of the worker it runs on, for as long as the guard lives. Off the workers,
+/// nothing to count.
+pub fn count_as_connection() -> Option<Serving> {
+    LOAD.with_borrow(|load| load.clone().map(Serving::new))
 }
 
 /// The number of workers `configured` asks for: 0 means one per core available to us.
@@ -122,6 +131,8 @@ impl Worker {
     async fn start(index: usize) -> std::io::Result<Worker> {
         let (ready, runtime) = oneshot::channel::<std::io::Result<Handle>>();
         let (stop, stopped) = oneshot::channel::<()>();
+        let connections = Arc::<AtomicUsize>::default();
+        let load = connections.clone();
         let thread = std::thread::Builder::new()
             .name(format!("portcullis-worker-{index}"))
             .spawn(move || {
@@ -135,6 +146,7 @@ impl Worker {
                 };
                 let _ = ready.send(Ok(runtime.handle().clone()));
                 CURRENT.set(Some(index));
+                LOAD.set(Some(load));
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
@@ -145,7 +157,7 @@ impl Worker {
             .map_err(|_| std::io::Error::other("worker thread ended while starting"))??;
         Ok(Worker {
             runtime,
-            connections: Arc::default(),
+            connections,
             stop,
             thread,
         })
@@ -153,7 +165,7 @@ impl Worker {
 }
 
 /// Counts one connection on a worker for as long as it lives, however its task ends.
-struct Serving(Arc<AtomicUsize>);
+pub struct Serving(Arc<AtomicUsize>);
 
 impl Serving {
     fn new(connections: Arc<AtomicUsize>) -> Serving {
@@ -209,8 +221,26 @@ mod tests {
         let on = |n| served.iter().filter(|(w, _)| *w == Some(n)).count();
         assert_eq!((on(0), on(1)), (2, 2), "{served:?}");
         assert_eq!(current(), None, "the caller is not a worker");
+        assert!(count_as_connection().is_none());
         release.send(true).unwrap();
         drop(clients);
+        workers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn what_outlives_its_connection_counts_on_the_worker_it_runs_on() {
+        let workers = Workers::start(2).await.unwrap();
+        let load = |n: usize| workers.workers[n].connections.load(Ordering::Relaxed);
+        // As a WebSocket tunnel does: taken on the worker, held past the connection.
+        let counted = workers.workers[1]
+            .runtime
+            .spawn(async { count_as_connection() })
+            .await
+            .unwrap();
+        assert!(counted.is_some());
+        assert_eq!((load(0), load(1)), (0, 1));
+        drop(counted);
+        assert_eq!((load(0), load(1)), (0, 0));
         workers.stop().await;
     }
 }
