@@ -1,9 +1,9 @@
-//! API keys across a new JWT key, restarts, `kill -9`, and the command line.
+//! API keys across a new JWT key, restarts, shutdowns, `kill -9`, and the command line.
 
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::api_keys::{create_key, with_key};
+use super::api_keys::{create_key, list, with_key};
 use crate::common::process::GatewayProcess;
 use crate::common::{
     ADMIN_PASSWORD, ADMIN_USER, Fetch, TestGateway, Upstream, assert_detail, client_for,
@@ -148,4 +148,38 @@ async fn the_command_line_makes_the_first_key() {
         with_key(&gw, "/x", "x-api-key", &key).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Uses a key, stops the gateway at once, and returns what a restarted gateway lists.
+async fn last_use_after_a_restart(adjust: impl FnOnce(&mut portcullis::Config)) -> Value {
+    // No periodic flush during the test: only the one at shutdown can record the use.
+    let gw = TestGateway::start_with(|c| {
+        c.cache.last_used_flush_secs = 3600;
+        adjust(c);
+    })
+    .await;
+    let admin = gw.admin_token().await;
+    let (_, key) = create_key(&gw, &admin, None).await;
+    assert_eq!(
+        with_key(&gw, "/x", "x-api-key", &key).await.status(),
+        StatusCode::OK
+    );
+    let (config, upstream, dir) = gw.stop().await;
+    let gw = TestGateway::start_in(config, upstream, dir).await;
+    let admin = gw.admin_token().await;
+    list(&gw, &admin).await[0]["last_used_at"].clone()
+}
+
+#[tokio::test]
+async fn the_last_uses_before_a_shutdown_reach_the_store() {
+    let redb = last_use_after_a_restart(|_| {}).await;
+    assert!(redb.is_string(), "redb: {redb}");
+    // The same through PostgreSQL, whose connections the connection workers may be driving.
+    let schema = crate::common::postgres::PgSchema::create().await;
+    let postgres = last_use_after_a_restart(|c| {
+        c.store.backend = portcullis::config::StoreBackend::Postgres;
+        c.store.url = Some(schema.url.clone());
+    })
+    .await;
+    assert!(postgres.is_string(), "PostgreSQL: {postgres}");
 }

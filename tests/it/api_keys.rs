@@ -41,7 +41,7 @@ pub async fn with_key(
         .unwrap()
 }
 
-async fn list(gw: &TestGateway, token: &str) -> Vec<Value> {
+pub async fn list(gw: &TestGateway, token: &str) -> Vec<Value> {
     let (status, keys) = json_of(
         gw.client
             .get(gw.api("/api-keys/"))
@@ -392,38 +392,4 @@ async fn last_use_is_recorded_without_a_write_per_request() {
     let gw = TestGateway::start_in(config, upstream, dir).await;
     let admin = gw.admin_token().await;
     assert!(list(&gw, &admin).await[0]["last_used_at"].is_string());
-}
-
-/// Uses a key, stops the gateway at once, and returns what a restarted gateway lists.
-async fn last_use_after_a_restart(adjust: impl FnOnce(&mut portcullis::Config)) -> Value {
-    // No periodic flush during the test: only the one at shutdown can record the use.
-    let gw = TestGateway::start_with(|c| {
-        c.cache.last_used_flush_secs = 3600;
-        adjust(c);
-    })
-    .await;
-    let admin = gw.admin_token().await;
-    let (_, key) = create_key(&gw, &admin, None).await;
-    assert_eq!(
-        with_key(&gw, "/x", "x-api-key", &key).await.status(),
-        StatusCode::OK
-    );
-    let (config, upstream, dir) = gw.stop().await;
-    let gw = TestGateway::start_in(config, upstream, dir).await;
-    let admin = gw.admin_token().await;
-    list(&gw, &admin).await[0]["last_used_at"].clone()
-}
-
-#[tokio::test]
-async fn the_last_uses_before_a_shutdown_reach_the_store() {
-    let redb = last_use_after_a_restart(|_| {}).await;
-    assert!(redb.is_string(), "redb: {redb}");
-    // The same through PostgreSQL, whose connections the connection workers may be driving.
-    let schema = crate::common::postgres::PgSchema::create().await;
-    let postgres = last_use_after_a_restart(|c| {
-        c.store.backend = portcullis::config::StoreBackend::Postgres;
-        c.store.url = Some(schema.url.clone());
-    })
-    .await;
-    assert!(postgres.is_string(), "PostgreSQL: {postgres}");
 }
