@@ -1,11 +1,14 @@
 # Shared by the benchmark scripts (sourced, not run): the release binary, a scratch directory
-# removed on exit with every background job, tool checks, and an nginx `return 200` upstream.
+# removed on exit with every background job and every nginx started under it, tool checks,
+# and an nginx `return 200` upstream.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN="$ROOT/target/release/portcullis"
 WORK=$(mktemp -d)
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
-  [ -f "$WORK/upstream/nginx.pid" ] && nginx -p "$WORK/upstream" -c nginx.conf -s stop 2>/dev/null
+  for pid in "$WORK"/*/nginx.pid; do
+    [ -f "$pid" ] && nginx -p "$(dirname "$pid")" -c nginx.conf -s stop 2>/dev/null
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT

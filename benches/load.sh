@@ -24,21 +24,8 @@ set -euo pipefail
 SECONDS_PER_ROUND=${1:-10}
 ROUNDS=${2:-3}
 CONNECTIONS=${CONNECTIONS:-32}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="$ROOT/target/release/portcullis"
-WORK=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  for role in upstream nginx authreq; do nginx -p "$WORK/$role" -c nginx.conf -s stop 2>/dev/null || true; done
-  sleep 0.2
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in nginx wrk oha taskset python3; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
-done
-[ -x "$BIN" ] || { echo "missing $BIN: run cargo build --release" >&2; exit 2; }
+source "$(dirname "$0")/common.sh"
+require nginx wrk oha taskset python3
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (one for the system under test)" >&2; exit 2; }
 
 UPSTREAM=18080 NGINX=18081 AUTHREQ=18082 PORTCULLIS=18443
