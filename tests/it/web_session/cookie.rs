@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{bare, origin, sign_in};
+use super::{bare, origin, set_cookie_pair, sign_in};
 use crate::common::{
     ADMIN_PASSWORD, ADMIN_USER, Fetch, TestGateway, assert_detail, client_for, json_of,
 };
@@ -220,13 +220,7 @@ async fn changing_my_password_keeps_this_session_and_ends_the_others() {
             .await
             .unwrap();
     assert_eq!(changed.status(), StatusCode::OK);
-    let fresh = changed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let fresh = set_cookie_pair(&changed);
     let get = |cookie: String| {
         bare(&gw)
             .get(gw.url("/app"))
@@ -274,13 +268,7 @@ async fn a_session_in_use_is_renewed() {
         .await
         .unwrap();
     assert_eq!(later.status(), StatusCode::OK);
-    let renewed = later.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let renewed = set_cookie_pair(&later);
     assert_ne!(renewed, cookie);
     // Past the first cookie's lifetime (exp has whole-second granularity: allow one more).
     tokio::time::sleep(Duration::from_millis(3000)).await;

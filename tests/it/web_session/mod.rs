@@ -48,3 +48,9 @@ pub(super) async fn sign_in(
     let pair = cookie.map(|c| c.split(';').next().unwrap().to_string());
     (response, pair)
 }
+
+/// The `name=value` of the cookie a response sets, without its attributes.
+pub(super) fn set_cookie_pair(response: &reqwest::Response) -> String {
+    let header = response.headers()["set-cookie"].to_str().unwrap();
+    header.split(';').next().unwrap().to_string()
+}
