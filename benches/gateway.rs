@@ -43,7 +43,7 @@ fn browser_headers(token: &str) -> HeaderMap {
 }
 
 fn header_rewriting(c: &mut Criterion) {
-    let identity = IdentityHeaders::new(&HeaderNamesConfig::default());
+    let identity = IdentityHeaders::new(&HeaderNamesConfig::default()).unwrap();
     let peer = Peer::new("192.0.2.10".parse().unwrap(), &[]);
     let request_id = HeaderValue::from_static("0b5e1c4e-4d7e-4a57-9d8c-1b8f1e2a3c4d");
     let template = browser_headers("eyJhbGciOiJIUzI1NiJ9.e30.sig");

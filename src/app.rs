@@ -12,6 +12,7 @@ use crate::auth::Authenticator;
 use crate::auth::jwt::{KeyError, Keyring, Tokens};
 use crate::auth::password::{PasswordError, Passwords};
 use crate::auth::rate_limit::LoginThrottle;
+use crate::auth::session::GatewayCookies;
 use crate::cache::Caches;
 use crate::config::{Config, StoreBackend};
 use crate::gateway::headers::IdentityHeaders;
@@ -30,6 +31,9 @@ pub struct State {
     pub auth: Authenticator,
     pub passwords: Passwords,
     pub throttle: LoginThrottle,
+    /// The names of the gateway's own cookies, which it reads, sets, and keeps from the
+    /// upstream in both directions.
+    pub cookies: GatewayCookies,
     pub upstream: Upstream,
     /// Swapped whole on reload; each request reads the table current when it arrived.
     pub rules: ArcSwap<Rules>,
@@ -81,7 +85,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
             Ok(Arc::new(store))
         }
         StoreBackend::Postgres => {
-            let url = config.store.url.as_deref().unwrap_or_default();
+            let url = config.store.url.as_deref().ok_or_else(|| {
+                invalid("store.url: required when backend = \"postgres\"".to_string())
+            })?;
             Ok(Arc::new(PostgresStore::connect(url).await?))
         }
     }
@@ -113,14 +119,15 @@ impl App {
         let state = State {
             auth: Authenticator::new(tokens, store.clone(), caches.clone()),
             passwords: Passwords::new(&config.auth)?,
-            throttle: LoginThrottle::new(&config.rate_limit),
+            throttle: LoginThrottle::new(&config.rate_limit, store.clone()),
+            cookies: GatewayCookies::new(&config.ui.cookie_name),
             upstream: Upstream::new(
                 &config.upstream,
                 crate::server::workers::count(config.server.workers),
                 metrics.clone(),
             )?,
-            rules: ArcSwap::from_pointee(Rules::new(&config.rules)),
-            identity: IdentityHeaders::new(&config.headers),
+            rules: ArcSwap::from_pointee(Rules::new(&config.rules).map_err(invalid)?),
+            identity: IdentityHeaders::new(&config.headers).map_err(invalid)?,
             hsts: hsts(config.server.hsts_max_age_secs),
             docs: crate::openapi::ApiDocs::new(&config.auth.api_prefix),
             access_log,
@@ -155,7 +162,7 @@ impl App {
             tokio::select! {
                 _ = flush.tick() => self.flush_key_usage().await,
                 _ = hourly.tick() => {
-                    self.throttle.forget_idle();
+                    self.throttle.forget_idle().await;
                     if let Err(error) = self.store.prune_families(crate::clock::now_secs()).await {
                         tracing::warn!(%error, "pruning expired sessions failed");
                     }
@@ -175,6 +182,12 @@ impl App {
             tracing::warn!(%error, "recording API key use failed");
         }
     }
+}
+
+/// A configuration value a constructor refused: validation lets none through, and none is
+/// ever replaced by a default.
+fn invalid(problem: String) -> StartError {
+    StartError::Config(crate::config::ConfigError::Invalid(vec![problem]))
 }
 
 /// Kubernetes mounts Secrets 0644 unless told otherwise; say so rather than fail. Group read

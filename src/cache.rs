@@ -25,12 +25,11 @@ use crate::config::CacheConfig;
 use crate::metrics::Metrics;
 use crate::store::{StoreError, UserId};
 
-/// What the hot path needs to check a presented API key.
+/// What the hot path needs to check a presented API key: only active keys have one.
 #[derive(Debug)]
 pub struct KeyState {
     pub user_id: UserId,
     pub secret_sha256: [u8; 32],
-    pub revoked: bool,
 }
 
 pub struct Caches {

@@ -21,6 +21,8 @@ pub enum ApiError {
     NotFound,
     /// With the methods the path does allow, for the `Allow` header.
     MethodNotAllowed(String),
+    /// The request conflicts with the state it would change (the last administrator).
+    Conflict(String),
     BadRequest(String),
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -47,6 +49,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::CsrfFailed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -70,7 +73,7 @@ impl ApiError {
             }
             ApiError::NotFound => "Not found.".into(),
             ApiError::MethodNotAllowed(_) => "Method not allowed.".into(),
-            ApiError::BadRequest(detail) => detail.clone(),
+            ApiError::BadRequest(detail) | ApiError::Conflict(detail) => detail.clone(),
             ApiError::PayloadTooLarge => "Request body is too large.".into(),
             ApiError::UnsupportedMediaType => {
                 "Unsupported media type in request; use application/json.".into()
@@ -126,8 +129,19 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        tracing::error!(%error, "store operation failed");
-        ApiError::Unavailable
+        match error {
+            StoreError::LastAdmin => ApiError::Conflict(
+                "The last active administrator cannot be demoted, deactivated or deleted.".into(),
+            ),
+            StoreError::Rejected(detail) => ApiError::BadRequest(detail),
+            StoreError::UsernameTaken => {
+                ApiError::bad_request("username: A user with that username already exists.")
+            }
+            error => {
+                tracing::error!(%error, "store operation failed");
+                ApiError::Unavailable
+            }
+        }
     }
 }
 
@@ -136,6 +150,9 @@ impl From<AuthError> for ApiError {
         match error {
             AuthError::InvalidToken => ApiError::InvalidToken,
             AuthError::InvalidApiKey => ApiError::InvalidApiKey,
+            AuthError::DuplicateHeader("session cookie") => {
+                ApiError::bad_request("Multiple session cookies were provided.")
+            }
             AuthError::DuplicateHeader(name) => {
                 ApiError::BadRequest(format!("Multiple {name} headers were provided."))
             }

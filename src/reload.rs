@@ -84,10 +84,13 @@ impl Reloader {
             }
         }
         if let Some(source) = &config.source {
-            match Config::load(Some(source), std::env::vars()) {
-                Ok(new) => {
-                    self.app.rules.store(Arc::new(Rules::new(&new.rules)));
-                    tracing::info!(rules = new.rules.len(), "access rules reloaded");
+            let rules = Config::load(Some(source), std::env::vars())
+                .map_err(|e| e.to_string())
+                .and_then(|new| Rules::new(&new.rules));
+            match rules {
+                Ok(rules) => {
+                    tracing::info!(rules = rules.len(), "access rules reloaded");
+                    self.app.rules.store(Arc::new(rules));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "configuration refused; keeping the current access rules")

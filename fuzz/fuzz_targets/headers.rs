@@ -42,7 +42,7 @@ const HOP_BY_HOP: [&str; 7] = [
 
 fn identity() -> &'static IdentityHeaders {
     static NAMES: OnceLock<IdentityHeaders> = OnceLock::new();
-    NAMES.get_or_init(|| IdentityHeaders::new(&HeaderNamesConfig::default()))
+    NAMES.get_or_init(|| IdentityHeaders::new(&HeaderNamesConfig::default()).unwrap())
 }
 
 fn principal() -> Principal {

@@ -1,13 +1,15 @@
 //! `/token/`, `/auth/login/`, `/token/refresh/`, `/auth/logout/`, `/me/`.
 
-use http::{Request, Response, StatusCode};
+use http::header::SET_COOKIE;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::body::read_fields;
 use super::{audit, caller};
 use crate::app::App;
-use crate::auth::UserState;
-use crate::auth::jwt::{Issued, TokenType};
+use crate::auth::jwt::{DEVICE_TTL_SECS, Issued, TokenType};
+use crate::auth::rate_limit::Attempt;
+use crate::auth::{UserState, session};
 use crate::error::ApiError;
 use crate::gateway::RequestContext;
 use crate::response::{Body, json};
@@ -19,10 +21,11 @@ pub async fn obtain(
     request: Request<Body>,
     ctx: &mut RequestContext,
 ) -> Result<Response<Body>, ApiError> {
+    let device = device_token(app, request.headers(), ctx.https);
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
     let username = fields.required_str("username")?;
     let password = fields.required_str("password")?;
-    let user = check_login(app, ctx, &username, &password).await?;
+    let user = check_login(app, ctx, &username, &password, device.as_deref()).await?;
     let (refresh, session_id) = start_session(app, &user, TokenType::Refresh).await?;
     let access = app
         .auth
@@ -34,21 +37,51 @@ pub async fn obtain(
             crate::clock::now_secs(),
         )
         .map_err(signing_failed)?;
-    Ok(json(
+    let mut response = json(
         StatusCode::OK,
         &json!({ "access": access.token, "refresh": refresh.token }),
-    ))
+    );
+    if let Some(cookie) = device_cookie(app, &user, ctx.https) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// The request's device cookie, unverified.
+pub fn device_token(app: &App, headers: &HeaderMap, https: bool) -> Option<String> {
+    session::cookie(headers, app.cookies.device(https)).map(str::to_string)
+}
+
+/// `Set-Cookie` for a fresh device cookie naming `user`, for the answer to a sign-in: from now
+/// on this client has a login budget of its own for that username.
+pub fn device_cookie(app: &App, user: &UserRecord, https: bool) -> Option<HeaderValue> {
+    let now = crate::clock::now_secs();
+    let issued = app
+        .auth
+        .tokens
+        .issue(&UserState::from_record(user), TokenType::Device, "", now)
+        .map_err(signing_failed)
+        .ok()?;
+    app.cookies
+        .set_device(&issued.token, DEVICE_TTL_SECS, https)
 }
 
 /// The user whose username and password these are, throttled and audited; shared by the
-/// API login and the sign-in page.
+/// API login and the sign-in page. `device` is the request's device cookie, if any.
 pub async fn check_login(
     app: &App,
     ctx: &RequestContext,
     username: &str,
     password: &str,
+    device: Option<&str>,
 ) -> Result<UserRecord, ApiError> {
-    throttle(app, ctx, username)?;
+    // A device cookie counts only for the username it was given to.
+    let claims = device.and_then(|token| app.auth.tokens.verify(token, TokenType::Device).ok());
+    let device = claims
+        .as_ref()
+        .filter(|c| c.username.eq_ignore_ascii_case(username))
+        .map(|c| c.jti.as_str());
+    throttle(app, ctx, username, device).await?;
     // Unknown and inactive users verify against a hash too, so the answer and its timing are
     // the same whether the account exists or not.
     let user = app.store.user_by_name(username).await?;
@@ -69,15 +102,29 @@ pub async fn check_login(
     }
 }
 
-/// Counts a password attempt against the client's and the username's buckets. Called before
-/// any password work, so a throttled guess costs nothing.
-pub fn throttle(app: &App, ctx: &RequestContext, username: &str) -> Result<(), ApiError> {
-    app.throttle.check(ctx.client_ip, username).map_err(|wait| {
-        app.metrics.throttled();
-        ApiError::Throttled {
-            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+/// Counts a password attempt against the client's, the username's and the device's budgets
+/// (see `auth::rate_limit`). Called before any password work, so a throttled guess costs
+/// nothing.
+pub async fn throttle(
+    app: &App,
+    ctx: &RequestContext,
+    username: &str,
+    device: Option<&str>,
+) -> Result<(), ApiError> {
+    let attempt = Attempt {
+        ip: ctx.client_ip,
+        username,
+        device,
+    };
+    match app.throttle.wait_before(&attempt).await? {
+        None => Ok(()),
+        Some(wait) => {
+            app.metrics.throttled();
+            Err(ApiError::Throttled {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
         }
-    })
+    }
 }
 
 /// A new login session (a refresh-token family) whose first token is of `kind`: a refresh

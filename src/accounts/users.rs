@@ -7,7 +7,7 @@ use super::body::{Fields, field_error, read_fields};
 use super::{admin, audit, caller};
 use crate::app::App;
 use crate::auth::jwt::TokenType;
-use crate::auth::{AuthMethod, UserState, names, session};
+use crate::auth::{AuthMethod, UserState, names};
 use crate::clock::{now_secs, rfc3339};
 use crate::error::ApiError;
 use crate::gateway::RequestContext;
@@ -193,7 +193,7 @@ pub async fn change_own_password(
     names::check_password(&new, app.config.auth.min_password_length)
         .map_err(|why| field_error("new_password", &why))?;
     // A stolen session must not become a way to guess the password faster than a login.
-    super::tokens::throttle(app, ctx, &principal.user.username)?;
+    super::tokens::throttle(app, ctx, &principal.user.username, None).await?;
     let user = app
         .store
         .user(principal.user.id)
@@ -246,9 +246,7 @@ pub async fn change_own_password(
             )
             .map_err(super::tokens::signing_failed)?;
         let max_age = app.auth.tokens.refresh_ttl();
-        if let Some(cookie) =
-            session::set_cookie(&app.config.ui.cookie_name, &fresh.token, max_age, ctx.https)
-        {
+        if let Some(cookie) = app.cookies.set_session(&fresh.token, max_age, ctx.https) {
             response
                 .headers_mut()
                 .append(http::header::SET_COOKIE, cookie);

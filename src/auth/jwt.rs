@@ -34,7 +34,13 @@ pub enum TokenType {
     /// The browser session cookie's token: lives as long as a refresh token, but, like an
     /// access token, authenticates requests; never accepted as either of the other two.
     Session,
+    /// The device cookie's token: proves a client signed in as this user before, which earns
+    /// it a login budget of its own. Authenticates nothing.
+    Device,
 }
+
+/// How long a device cookie is remembered.
+pub const DEVICE_TTL_SECS: u64 = 90 * 86_400;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -52,8 +58,13 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// `sub` as a user id, in the one spelling this gateway writes: decimal digits, no sign,
+    /// no leading zero, no space. `"+1"` or `"01"` is no user (Rust's parser would read 1).
     pub fn user_id(&self) -> Option<u64> {
-        self.sub.parse().ok()
+        let canonical = !self.sub.is_empty()
+            && self.sub.bytes().all(|b| b.is_ascii_digit())
+            && (self.sub == "0" || !self.sub.starts_with('0'));
+        canonical.then(|| self.sub.parse().ok()).flatten()
     }
 }
 
@@ -127,6 +138,27 @@ impl Tokens {
         self.refresh_ttl
     }
 
+    /// How long a token of `kind` lives when this gateway issues it.
+    fn lifetime(&self, kind: TokenType) -> u64 {
+        match kind {
+            TokenType::Access => self.access_ttl,
+            TokenType::Refresh | TokenType::Session => self.refresh_ttl,
+            TokenType::Device => DEVICE_TTL_SECS,
+        }
+    }
+
+    /// A signature proves who wrote a token, not that its times are ones this gateway would
+    /// write: issued in the future, or living longer than its kind does, it is refused (and
+    /// `exp` stays far from overflow in every later comparison).
+    fn plausible_times(&self, claims: &Claims) -> bool {
+        let now = crate::clock::now_secs();
+        claims.iat <= now + self.leeway
+            && claims.exp
+                <= claims
+                    .iat
+                    .saturating_add(self.lifetime(claims.token_type) + self.leeway)
+    }
+
     /// `iat` is never earlier than the user's `tokens_valid_after`, so a token issued in the
     /// same second as a revocation, but after it, stays valid.
     pub fn issue(
@@ -137,10 +169,7 @@ impl Tokens {
         now: u64,
     ) -> Result<Issued, KeyError> {
         let iat = now.max(user.tokens_valid_after);
-        let ttl = match token_type {
-            TokenType::Access => self.access_ttl,
-            TokenType::Refresh | TokenType::Session => self.refresh_ttl,
-        };
+        let ttl = self.lifetime(token_type);
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -199,6 +228,9 @@ impl Tokens {
         let key = key.ok_or(InvalidToken)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| InvalidToken)?;
+        if !self.plausible_times(&data.claims) {
+            return Err(InvalidToken);
+        }
         Ok(data.claims)
     }
 

@@ -50,8 +50,8 @@ pub enum AuthError {
     InvalidToken,
     #[error("invalid API key")]
     InvalidApiKey,
-    /// Two `Authorization` or two `X-API-Key` headers: which one counts is ambiguous, and
-    /// components disagreeing on it is how bypasses happen.
+    /// Two `Authorization` or two `X-API-Key` headers, or two session cookies: which one
+    /// counts is ambiguous, and components disagreeing on it is how bypasses happen.
     #[error("duplicate {0} header")]
     DuplicateHeader(&'static str),
     #[error(transparent)]
@@ -90,7 +90,14 @@ pub fn find_credential<'a>(
         let key = value.to_str().map_err(|_| AuthError::InvalidApiKey)?;
         return Ok(Some(Credential::ApiKey(key.trim())));
     }
-    let session = session_cookie.and_then(|name| session::cookie(headers, name));
+    let Some(name) = session_cookie else {
+        return Ok(None);
+    };
+    let mut sessions = session::cookie_values(headers, name);
+    let session = sessions.next();
+    if sessions.next().is_some() {
+        return Err(AuthError::DuplicateHeader("session cookie"));
+    }
     Ok(session.map(Credential::Session))
 }
 
@@ -165,7 +172,7 @@ impl Authenticator {
     async fn api_key(&self, presented: &str) -> Result<Principal, AuthError> {
         let (id, secret) = apikey::parse(presented).ok_or(AuthError::InvalidApiKey)?;
         let key = self.key(id).await?.ok_or(AuthError::InvalidApiKey)?;
-        if key.revoked || !apikey::secret_matches(secret, &key.secret_sha256) {
+        if !apikey::secret_matches(secret, &key.secret_sha256) {
             return Err(AuthError::InvalidApiKey);
         }
         let user = self
@@ -190,14 +197,15 @@ impl Authenticator {
         Ok(user.filter(|u| u.is_active))
     }
 
+    /// The key if it is its user's active key; revoked and replaced keys are `None`, cached
+    /// as such.
     async fn key(&self, id: &str) -> Result<Option<Arc<KeyState>>, StoreError> {
         let load = async {
-            let key = self.store.api_key(id).await?;
+            let key = self.store.active_api_key(id).await?;
             Ok(key.map(|k| {
                 Arc::new(KeyState {
                     user_id: k.user_id,
                     secret_sha256: k.secret_sha256,
-                    revoked: k.revoked_at.is_some(),
                 })
             }))
         };

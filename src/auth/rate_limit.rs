@@ -1,73 +1,115 @@
-//! Login throttling: per client IP and per username, token buckets from `governor`.
+//! Login throttling, checked before any password work so a throttled guess costs no argon2
+//! time. Three budgets, so that guessing is bounded without handing anyone a way to lock a
+//! user out (OWASP's "device cookies"):
 //!
-//! Both are checked before any password work, so a throttled attempt costs no argon2 time.
-//! The username bucket stops a distributed guess at one account; the IP bucket stops one
-//! client spraying many accounts. Buckets live in this process (see README, several replicas).
+//! - per client address, whatever the username: one client spraying many accounts. In this
+//!   process's memory (`governor`), the cheap first line that keeps a flood off the store;
+//! - per username and client address, or per username and *device*: a client that signed in
+//!   as that user before holds a device cookie and with it a budget of its own, which nobody
+//!   else can spend;
+//! - per username for every client without a device cookie, together: a guess spread over
+//!   many addresses. When an attacker exhausts it, the user's own devices still get in.
+//!
+//! The last two live in the store, so with PostgreSQL every replica spends the same budgets.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::RateLimitConfig;
+use crate::store::{LoginBudget, Store, StoreError};
 
 pub struct LoginThrottle {
-    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    per_username: Option<DefaultKeyedRateLimiter<String>>,
+    /// `None` when throttling is off.
+    limits: Option<Limits>,
+    store: Arc<dyn Store>,
+}
+
+struct Limits {
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
+    /// (interval ms, burst) of the per-username-and-client budgets.
+    per_client: (u64, u32),
+    /// (interval ms, burst) of the per-username budget of clients without a device cookie.
+    per_account: (u64, u32),
+}
+
+/// Who is attempting a login, as far as the budgets care.
+pub struct Attempt<'a> {
+    pub ip: IpAddr,
+    pub username: &'a str,
+    /// The id of a device cookie that this very username was given at an earlier sign-in.
+    pub device: Option<&'a str>,
 }
 
 impl LoginThrottle {
-    pub fn new(config: &RateLimitConfig) -> LoginThrottle {
-        let quota = |per_minute: u32, burst: u32| {
-            let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-            Quota::per_minute(per_minute).allow_burst(burst)
-        };
-        let enabled = config.enabled;
-        LoginThrottle {
-            per_ip: enabled.then(|| {
-                DefaultKeyedRateLimiter::keyed(quota(
-                    config.login_per_ip_per_minute,
-                    config.login_per_ip_burst,
-                ))
-            }),
-            per_username: enabled.then(|| {
-                DefaultKeyedRateLimiter::keyed(quota(
-                    config.login_per_username_per_minute,
-                    config.login_per_username_burst,
-                ))
-            }),
+    pub fn new(config: &RateLimitConfig, store: Arc<dyn Store>) -> LoginThrottle {
+        let per_minute = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let interval = |n: u32| 60_000 / u64::from(per_minute(n).get()).max(1);
+        let limits = config.enabled.then(|| Limits {
+            per_ip: DefaultKeyedRateLimiter::keyed(
+                Quota::per_minute(per_minute(config.login_per_ip_per_minute))
+                    .allow_burst(per_minute(config.login_per_ip_burst)),
+            ),
             clock: DefaultClock::default(),
-        }
+            per_client: (
+                interval(config.login_per_username_per_minute),
+                config.login_per_username_burst.max(1),
+            ),
+            per_account: (
+                interval(config.login_per_account_per_minute),
+                config.login_per_account_burst.max(1),
+            ),
+        });
+        LoginThrottle { limits, store }
     }
 
-    /// `Err(wait)` when either bucket is empty. The username bucket is only charged when the
-    /// IP bucket let the attempt through, so one noisy client cannot lock a user out faster.
-    pub fn check(&self, ip: IpAddr, username: &str) -> Result<(), Duration> {
-        if let Some(limiter) = &self.per_ip {
-            limiter
-                .check_key(&ip)
-                .map_err(|n| n.wait_time_from(self.clock.now()))?;
+    /// `Some(wait)` when one of the attempt's budgets is empty; each budget is only charged
+    /// when the ones before it let the attempt through.
+    pub async fn wait_before(&self, attempt: &Attempt<'_>) -> Result<Option<Duration>, StoreError> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        if let Err(not_until) = limits.per_ip.check_key(&attempt.ip) {
+            return Ok(Some(not_until.wait_time_from(limits.clock.now())));
         }
-        if let Some(limiter) = &self.per_username {
-            let key = username.to_lowercase();
-            limiter
-                .check_key(&key)
-                .map_err(|n| n.wait_time_from(self.clock.now()))?;
-        }
-        Ok(())
+        let user = attempt.username.to_lowercase();
+        let budget = |key: String, (interval_ms, burst): (u64, u32)| LoginBudget {
+            key,
+            interval_ms,
+            burst,
+        };
+        let budgets = match attempt.device {
+            Some(device) => vec![budget(format!("device:{user}:{device}"), limits.per_client)],
+            None => vec![
+                budget(
+                    format!("client:{user}:{}", attempt.ip.to_canonical()),
+                    limits.per_client,
+                ),
+                budget(format!("account:{user}"), limits.per_account),
+            ],
+        };
+        let now_ms = crate::clock::now_millis();
+        let wait = self.store.take_login_budgets(budgets, now_ms).await?;
+        Ok(wait.map(Duration::from_millis))
     }
 
-    /// Forgets idle buckets; called periodically so memory tracks recent clients only.
-    pub fn forget_idle(&self) {
-        if let Some(limiter) = &self.per_ip {
-            limiter.retain_recent();
+    /// Forgets idle budgets; called periodically so memory and the store track recent
+    /// clients only.
+    pub async fn forget_idle(&self) {
+        if let Some(limits) = &self.limits {
+            limits.per_ip.retain_recent();
         }
-        if let Some(limiter) = &self.per_username {
-            limiter.retain_recent();
+        if let Err(error) = self
+            .store
+            .prune_login_budgets(crate::clock::now_millis())
+            .await
+        {
+            tracing::warn!(%error, "pruning login budgets failed");
         }
     }
 }
@@ -75,49 +117,118 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RedbStore;
 
-    #[test]
-    fn username_bucket_empties_and_reports_wait() {
-        let config = RateLimitConfig {
+    fn throttle(config: RateLimitConfig) -> (LoginThrottle, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        (LoginThrottle::new(&config, Arc::new(store)), dir)
+    }
+
+    fn config() -> RateLimitConfig {
+        RateLimitConfig {
             enabled: true,
             login_per_ip_per_minute: 1000,
             login_per_ip_burst: 1000,
             login_per_username_per_minute: 6,
             login_per_username_burst: 2,
-        };
-        let throttle = LoginThrottle::new(&config);
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        assert!(throttle.check(ip, "alice").is_ok());
-        assert!(throttle.check(ip, "ALICE").is_ok());
-        let wait = throttle.check(ip, "alice").unwrap_err();
+            login_per_account_per_minute: 6,
+            login_per_account_burst: 3,
+        }
+    }
+
+    fn attempt<'a>(ip: [u8; 4], username: &'a str, device: Option<&'a str>) -> Attempt<'a> {
+        Attempt {
+            ip: IpAddr::from(ip),
+            username,
+            device,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_lock_the_user_out_of_another() {
+        let (throttle, _dir) = throttle(config());
+        let from = |ip, user| attempt(ip, user, None);
+        for _ in 0..2 {
+            assert_eq!(
+                throttle
+                    .wait_before(&from([10, 0, 0, 1], "alice"))
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
+        let wait = throttle
+            .wait_before(&from([10, 0, 0, 1], "ALICE"))
+            .await
+            .unwrap()
+            .expect("the pair's budget is spent");
         assert!(
             wait > Duration::from_secs(5) && wait <= Duration::from_secs(10),
             "{wait:?}"
         );
-        assert!(throttle.check(ip, "bob").is_ok());
+        assert_eq!(
+            throttle
+                .wait_before(&from([10, 0, 0, 2], "alice"))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            throttle
+                .wait_before(&from([10, 0, 0, 1], "bob"))
+                .await
+                .unwrap(),
+            None
+        );
     }
 
-    #[test]
-    fn ip_bucket_is_separate_per_address() {
-        let config = RateLimitConfig {
+    #[tokio::test]
+    async fn a_device_keeps_its_budget_when_the_account_budget_is_spent() {
+        let (throttle, _dir) = throttle(config());
+        for last in 1..=3 {
+            let spray = attempt([10, 0, 1, last], "alice", None);
+            assert_eq!(throttle.wait_before(&spray).await.unwrap(), None);
+        }
+        let stranger = attempt([10, 0, 2, 1], "alice", None);
+        assert!(throttle.wait_before(&stranger).await.unwrap().is_some());
+        let device = attempt([10, 0, 2, 1], "alice", Some("d1"));
+        assert_eq!(throttle.wait_before(&device).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn ip_bucket_is_separate_per_address() {
+        let (throttle, _dir) = throttle(RateLimitConfig {
             login_per_ip_burst: 1,
             ..RateLimitConfig::default()
-        };
-        let throttle = LoginThrottle::new(&config);
-        assert!(throttle.check(IpAddr::from([10, 0, 0, 1]), "a").is_ok());
-        assert!(throttle.check(IpAddr::from([10, 0, 0, 1]), "b").is_err());
-        assert!(throttle.check(IpAddr::from([10, 0, 0, 2]), "c").is_ok());
+        });
+        let first = attempt([10, 0, 0, 1], "a", None);
+        assert_eq!(throttle.wait_before(&first).await.unwrap(), None);
+        assert!(
+            throttle
+                .wait_before(&attempt([10, 0, 0, 1], "b", None))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            throttle
+                .wait_before(&attempt([10, 0, 0, 2], "c", None))
+                .await
+                .unwrap(),
+            None
+        );
     }
 
-    #[test]
-    fn disabled_never_throttles() {
-        let config = RateLimitConfig {
+    #[tokio::test]
+    async fn disabled_never_throttles() {
+        let (throttle, _dir) = throttle(RateLimitConfig {
             enabled: false,
             ..RateLimitConfig::default()
-        };
-        let throttle = LoginThrottle::new(&config);
+        });
         for _ in 0..100 {
-            assert!(throttle.check(IpAddr::from([10, 0, 0, 1]), "a").is_ok());
+            let any = attempt([10, 0, 0, 1], "a", None);
+            assert_eq!(throttle.wait_before(&any).await.unwrap(), None);
         }
     }
 }

@@ -194,7 +194,8 @@ fn check_config(config: &Config) -> Result<(), CliError> {
     );
     println!("  api prefix {}", config.auth.api_prefix);
     println!("\naccess rules (first match wins):");
-    for line in Rules::new(&config.rules).describe() {
+    let rules = Rules::new(&config.rules).map_err(CliError::Usage)?;
+    for line in rules.describe() {
         println!("  {line}");
     }
     Ok(())

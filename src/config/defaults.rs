@@ -65,6 +65,7 @@ impl Default for UpstreamConfig {
             forward_credentials: false,
             preserve_host: false,
             http2: false,
+            method_override: false,
         }
     }
 }
@@ -119,6 +120,8 @@ impl Default for RateLimitConfig {
             login_per_ip_burst: 10,
             login_per_username_per_minute: 10,
             login_per_username_burst: 5,
+            login_per_account_per_minute: 30,
+            login_per_account_burst: 20,
         }
     }
 }

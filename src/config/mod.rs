@@ -112,6 +112,9 @@ pub struct UpstreamConfig {
     pub preserve_host: bool,
     /// Speak HTTP/2 (h2c, prior knowledge) to the upstream instead of HTTP/1.1.
     pub http2: bool,
+    /// Pass `X-HTTP-Method-Override` and its relatives to the upstream (off: they are removed).
+    /// When passed, the access rules judge the overriding method as well as the request's.
+    pub method_override: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -175,8 +178,14 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     pub login_per_ip_per_minute: u32,
     pub login_per_ip_burst: u32,
+    /// Attempts on one username from one client address, and from one device that signed in
+    /// as that user before.
     pub login_per_username_per_minute: u32,
     pub login_per_username_burst: u32,
+    /// Attempts on one username from every client without a device cookie for it, together:
+    /// bounds a guess spread over many addresses without locking out the user's own devices.
+    pub login_per_account_per_minute: u32,
+    pub login_per_account_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,13 +3,41 @@
 
 use std::path::PathBuf;
 
-use http::{HeaderName, Method, Uri};
+use http::{HeaderName, Uri};
 
 use super::{Config, StoreBackend, TlsMode};
 use crate::auth::names;
 
 /// More connection workers than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
+
+/// The methods a rule may name: HTTP's, WebDAV's, and the two caches and drafts use. A name
+/// outside them (a typo, `get` in lower case) would match no request and silently hand it to
+/// a weaker rule, so it is a configuration error instead.
+pub const RULE_METHODS: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "PATCH",
+    "OPTIONS",
+    "TRACE",
+    "CONNECT",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "REPORT",
+    "SEARCH",
+    "MKCALENDAR",
+    "ACL",
+    "PURGE",
+    "QUERY",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -148,6 +176,8 @@ impl Config {
                     r.login_per_ip_burst,
                     r.login_per_username_per_minute,
                     r.login_per_username_burst,
+                    r.login_per_account_per_minute,
+                    r.login_per_account_burst,
                 ]
                 .iter()
                 .all(|v| *v > 0),
@@ -180,8 +210,11 @@ impl Config {
                 problems.push(format!("{at}.path: must start with '/' and hold no query"));
             }
             for method in &rule.methods {
-                if Method::from_bytes(method.as_bytes()).is_err() {
-                    problems.push(format!("{at}.methods: {method:?} is not a method"));
+                if !RULE_METHODS.contains(&method.as_str()) {
+                    problems.push(format!(
+                        "{at}.methods: {method:?} is not a method (one of {}; methods are upper case)",
+                        RULE_METHODS.join(", ")
+                    ));
                 }
             }
             if rule.public && !rule.roles.is_empty() {

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use http::Method;
 use http::header::{
     AUTHORIZATION, CONNECTION, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE,
 };
@@ -30,19 +31,19 @@ pub struct IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    /// From validated configuration (names were checked to parse).
-    pub fn new(names: &HeaderNamesConfig) -> IdentityHeaders {
-        let name = |s: &str| {
+    /// From configuration; a name that does not parse is an error naming it, never replaced.
+    pub fn new(names: &HeaderNamesConfig) -> Result<IdentityHeaders, String> {
+        let name = |key: &str, s: &str| {
             HeaderName::from_bytes(s.as_bytes())
-                .unwrap_or_else(|_| HeaderName::from_static("x-invalid-header-name"))
+                .map_err(|_| format!("headers.{key}: {s:?} is not a valid header name"))
         };
-        IdentityHeaders {
-            user: name(&names.user),
-            user_id: name(&names.user_id),
-            roles: name(&names.roles),
-            method: name(&names.method),
-            request_id: name(&names.request_id),
-        }
+        Ok(IdentityHeaders {
+            user: name("user", &names.user)?,
+            user_id: name("user_id", &names.user_id)?,
+            roles: name("roles", &names.roles)?,
+            method: name("method", &names.method)?,
+            request_id: name("request_id", &names.request_id)?,
+        })
     }
 
     fn all(&self) -> [&HeaderName; 5] {
@@ -58,16 +59,76 @@ impl IdentityHeaders {
     /// Whether `name` is an identity header in any spelling a backend might fold together:
     /// case (already lowered by `http`), `_` and `.` for `-`.
     pub fn is_identity(&self, name: &HeaderName) -> bool {
-        let candidate = name.as_str().as_bytes();
-        self.all().iter().any(|identity| {
-            let identity = identity.as_str().as_bytes();
-            identity.len() == candidate.len()
-                && identity.iter().zip(candidate).all(|(a, b)| {
-                    let b = if *b == b'_' || *b == b'.' { b'-' } else { *b };
-                    *a == b
-                })
-        })
+        self.all()
+            .iter()
+            .any(|identity| folds_to(name, identity.as_str()))
     }
+}
+
+/// Whether `name` reads as `target` (lower case, `-` separated) to a backend that folds case,
+/// `_` and `.` together, as CGI, WSGI, PHP and Rack do when they turn a header into a variable.
+pub fn folds_to(name: &HeaderName, target: &str) -> bool {
+    let (candidate, target) = (name.as_str().as_bytes(), target.as_bytes());
+    candidate.len() == target.len()
+        && candidate.iter().zip(target).all(|(c, t)| {
+            let c = if *c == b'_' || *c == b'.' { b'-' } else { *c };
+            c == *t
+        })
+}
+
+/// Headers Rails, Laravel, Symfony, ASP.NET and Express read as the request's "real" method.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+pub fn is_method_override(name: &HeaderName) -> bool {
+    METHOD_OVERRIDES.iter().any(|o| folds_to(name, o))
+}
+
+/// Removes every method-override header: what the upstream would treat as the method must be
+/// what the rules judged.
+pub fn strip_method_overrides(headers: &mut HeaderMap) {
+    remove_where(headers, is_method_override);
+}
+
+/// Method-override headers that disagree with each other, or do not name a method.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConflictingOverrides;
+
+/// The method the request's override headers name (kept when `upstream.method_override` is
+/// on).
+pub fn override_methods(headers: &HeaderMap) -> Result<Option<Method>, ConflictingOverrides> {
+    let mut found: Option<Method> = None;
+    for (name, value) in headers {
+        if !is_method_override(name) {
+            continue;
+        }
+        let method = parse_override(value.as_bytes()).ok_or(ConflictingOverrides)?;
+        match &found {
+            Some(previous) if *previous != method => return Err(ConflictingOverrides),
+            _ => found = Some(method),
+        }
+    }
+    Ok(found)
+}
+
+/// The method a `_method` query parameter names, as Symfony and Laravel read it (upper-cased);
+/// only ever judged in addition to the request's own method.
+pub fn query_override(query: Option<&str>) -> Option<Method> {
+    let query = query?;
+    if !query.contains("_method") {
+        return None;
+    }
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "_method")
+        .find_map(|(_, value)| parse_override(value.as_bytes()))
+}
+
+fn parse_override(value: &[u8]) -> Option<Method> {
+    let value = value.trim_ascii().to_ascii_uppercase();
+    Method::from_bytes(&value).ok()
 }
 
 /// Removes every header that claims an identity. Runs on every request, authenticated or
@@ -92,30 +153,73 @@ fn remove_where(headers: &mut HeaderMap, matches: impl Fn(&HeaderName) -> bool) 
     }
 }
 
-/// Headers that IIS, Symfony, Spring and others read as the "real" request URL. The gateway
-/// authorizes the request line's path alone, so a client must not be able to name another path
-/// to the upstream. Only a trusted proxy may send them.
-const ROUTING_OVERRIDES: [&str; 6] = [
+/// Headers through which frameworks let a proxy in front say what the request "really" was:
+/// its URL (IIS, Symfony, Spring, the forward-auth protocols), its host, scheme and port
+/// (Symfony's and ASP.NET's forwarded-header handling, Rails, Django with `USE_X_FORWARDED_*`),
+/// its method (forward-auth), and the client's address. The gateway judges the request line
+/// and the connection, so a client must not be able to tell the upstream otherwise. Only a
+/// trusted proxy may send them; from anyone else they are removed in every spelling a backend
+/// folds together.
+const ROUTING_OVERRIDES: [&str; 28] = [
     "x-original-url",
     "x-rewrite-url",
     "x-original-uri",
     "x-forwarded-uri",
     "x-forwarded-path",
     "x-forwarded-prefix",
+    "x-original-host",
+    "x-host",
+    "x-forwarded-server",
+    "x-http-host-override",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
+    "x-original-method",
+    "x-forwarded-method",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    // Next.js skips its middleware (where apps check roles) for a request carrying it.
+    "x-middleware-subrequest",
 ];
 
+/// From an untrusted peer every spelling of every routing override goes (the gateway sets
+/// `X-Forwarded-*` itself afterwards); from a trusted proxy only the spellings that are not
+/// the header's own, which no proxy sends and which a client behind it could.
 pub fn strip_routing_overrides(headers: &mut HeaderMap, peer: &Peer) {
-    if !peer.trusted {
-        remove_where(headers, |name| ROUTING_OVERRIDES.contains(&name.as_str()));
-    }
+    let trusted = peer.trusted;
+    remove_where(headers, |name| {
+        ROUTING_OVERRIDES
+            .iter()
+            .any(|o| folds_to(name, o) && (!trusted || name.as_str() != *o))
+    });
 }
 
-/// If the request asks to switch protocols (WebSocket), the value of its `Upgrade` header.
-pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+/// Whether the request asks to switch to WebSocket, the one protocol the gateway tunnels: each
+/// request on it was authorized at the upgrade and its messages are not HTTP requests. Any
+/// other upgrade (`h2c` above all, which would open an HTTP/2 connection to the upstream where
+/// every request escapes the rules and carries whatever identity the client writes) is not
+/// asked of the upstream: its headers are hop-by-hop and go with the rest.
+pub fn requests_websocket(headers: &HeaderMap) -> bool {
     let wants_upgrade = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
-    wants_upgrade
-        .then(|| headers.get(UPGRADE).cloned())
-        .flatten()
+    wants_upgrade && headers.get(UPGRADE).is_some_and(is_websocket)
+}
+
+/// An `Upgrade` value naming WebSocket alone.
+pub fn is_websocket(value: &HeaderValue) -> bool {
+    value
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"websocket")
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -157,10 +261,10 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Puts back the two headers a protocol switch needs after hop-by-hop removal.
-pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+/// Puts back the two headers a WebSocket upgrade needs after hop-by-hop removal.
+pub fn restore_websocket_upgrade(headers: &mut HeaderMap) {
     headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(UPGRADE, protocol);
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
 }
 
 /// Removes the API key the gateway consumed, so the upstream never holds a long-lived secret
@@ -208,24 +312,41 @@ impl Peer {
     }
 
     /// The client address: the direct peer, or behind trusted proxies the right-most
-    /// `X-Forwarded-For` entry that is not itself a trusted proxy.
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy. Walking from the right, an
+    /// entry that is not an address (`unknown`, garbage) ends the walk at the last trusted hop:
+    /// skipping it would hand the choice to whatever the client wrote to its left.
     pub fn client_ip(&self, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
         if !self.trusted {
             return self.ip;
         }
-        let forwarded: Vec<IpAddr> = headers
+        let entries: Vec<&str> = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.to_str().unwrap_or(""))
             .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
             .collect();
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted_proxies.iter().any(|net| net.contains(ip)))
-            .unwrap_or(self.ip)
+        let mut client = self.ip;
+        for entry in entries.into_iter().rev() {
+            let Some(ip) = forwarded_address(entry.trim()) else {
+                break;
+            };
+            client = ip;
+            if !trusted_proxies.iter().any(|net| net.contains(&ip)) {
+                break;
+            }
+        }
+        client
     }
+}
+
+/// An `X-Forwarded-For` entry: an address, or an address with a port as some load balancers
+/// write it (`192.0.2.1:5555`, `[2001:db8::1]:5555`).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host`: replaced for an untrusted peer, appended to (For) or

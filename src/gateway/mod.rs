@@ -100,9 +100,15 @@ impl App {
     {
         let mut ctx = self.context(&request, conn);
         let method = request.method().clone();
-        // The path every later phase sees; one that cannot be normalized goes no further.
+        // The path every later phase sees; one that cannot be normalized goes no further. Nor
+        // does a method in lower case: Django upper-cases it, the rules would not.
         let uri = request.uri().clone();
+        let lower_case_method = method.as_str().bytes().any(|b| b.is_ascii_lowercase());
         let (route, response) = match path::normalize(uri.path()) {
+            _ if lower_case_method => (
+                Route::Proxy,
+                ApiError::bad_request("Malformed request method.").into_response(),
+            ),
             Err(_) => (
                 Route::Proxy,
                 ApiError::bad_request("Malformed request path.").into_response(),
@@ -182,27 +188,35 @@ impl App {
         path: Cow<'_, str>,
         ctx: &mut RequestContext,
     ) -> Result<Response<Body>, ApiError> {
+        // TRACE echoes the request back, with whatever the gateway added to it.
+        if matches!(request.method().as_str(), "TRACE" | "TRACK") {
+            return Err(ApiError::MethodNotAllowed(PROXIED_METHODS.into()));
+        }
         // First, before anything reads the headers: the upstream must never see an identity
-        // the client wrote, and no later phase may mistake one for ours.
+        // the client wrote, nor be told by the client that the request was another one.
         headers::strip_forged_identity(request.headers_mut(), &self.identity);
         headers::strip_routing_overrides(request.headers_mut(), &ctx.peer);
+        let overrides = self.method_overrides(&mut request)?;
 
         // A presented credential is checked even on a public route, and a failing one is
         // final: it never degrades to anonymous.
         let authenticated = self.authenticate(request.headers(), ctx).await;
         if let Err(ApiError::InvalidToken) = authenticated
-            && crate::ui::is_expired_session_navigation(self, &request)
+            && crate::ui::is_expired_session_navigation(self, &request, ctx.https)
         {
             return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.https));
         }
         ctx.principal = authenticated?;
 
-        // Rules judge the normalized path alone, never the query or a client header. A browser
-        // that is not signed in is sent to the sign-in page instead of a JSON 401.
-        let authorized =
-            self.rules
-                .load()
-                .authorize(request.method(), &path, ctx.principal.as_ref());
+        // Rules judge the normalized path alone, never the query or a client header, once for
+        // the method and once for each override the upstream would honour. A browser that is
+        // not signed in is sent to the sign-in page instead of a JSON 401.
+        let authorized = self.rules.load().authorize(
+            request.method(),
+            &overrides,
+            &path,
+            ctx.principal.as_ref(),
+        );
         match authorized {
             Err(ApiError::NotAuthenticated)
                 if self.config.ui.enabled && crate::ui::is_navigation(&request) =>
@@ -213,17 +227,21 @@ impl App {
         }
 
         // Rewrite for the upstream. Hop-by-hop removal precedes injection so `Connection`
-        // cannot name the injected identity away.
-        let upgrade = headers::requested_upgrade(request.headers());
+        // cannot name the injected identity away; of the upgrades only WebSocket survives it.
+        let websocket = headers::requests_websocket(request.headers());
+        let may_carry_trailers = request.version() == http::Version::HTTP_2
+            || request
+                .headers()
+                .contains_key(http::header::TRANSFER_ENCODING);
         let host = headers::client_host(request.headers(), request.uri());
         let headers = request.headers_mut();
         headers::remove_hop_by_hop(headers);
-        if let Some(protocol) = upgrade {
-            headers::restore_upgrade(headers, protocol);
+        if websocket {
+            headers::restore_websocket_upgrade(headers);
         }
         if !self.config.upstream.forward_credentials {
             headers::remove_consumed_credentials(headers);
-            session::remove_cookie(headers, &self.config.ui.cookie_name);
+            self.cookies.remove_from_request(headers);
         }
         let proto = if ctx.tls { "https" } else { "http" };
         headers::set_forwarded(headers, &ctx.peer, proto, host.clone());
@@ -243,10 +261,16 @@ impl App {
             ctx.principal.as_ref(),
             &ctx.request_id,
         );
+        // Trailers would arrive after every check above: a trailer section is a second set of
+        // headers nobody judged.
+        if may_carry_trailers {
+            request = request.map(without_trailers);
+        }
 
         let target = forward_target(request.uri(), path)?;
-        self.upstream
-            .forward(request, target)
+        let mut response = self
+            .upstream
+            .forward(request, target, websocket)
             .await
             .map_err(|error| {
                 tracing::warn!(%error, request_id = ?ctx.request_id, "upstream request failed");
@@ -254,7 +278,26 @@ impl App {
                     upstream::UpstreamError::Timeout(_) => ApiError::GatewayTimeout,
                     _ => ApiError::BadGateway,
                 }
-            })
+            })?;
+        // The upstream may not set, replace or clear the gateway's own cookies.
+        self.cookies.remove_from_response(response.headers_mut());
+        Ok(response)
+    }
+
+    /// The methods, besides its own, that the upstream would take the request for: a `_method`
+    /// query parameter (Symfony, Laravel) always counts; override headers are removed, or with
+    /// `upstream.method_override` kept and counted. Disagreeing override headers are a 400.
+    fn method_overrides(&self, request: &mut Request<Body>) -> Result<Vec<Method>, ApiError> {
+        let mut overrides = Vec::new();
+        if self.config.upstream.method_override {
+            let named = headers::override_methods(request.headers())
+                .map_err(|_| ApiError::bad_request("Conflicting method override headers."))?;
+            overrides.extend(named);
+        } else {
+            headers::strip_method_overrides(request.headers_mut());
+        }
+        overrides.extend(headers::query_override(request.uri().query()));
+        Ok(overrides)
     }
 
     /// The principal behind whatever credential the request presents; `None` if it presents
@@ -268,7 +311,7 @@ impl App {
             .config
             .ui
             .enabled
-            .then_some(self.config.ui.cookie_name.as_str());
+            .then_some(self.cookies.session(ctx.https));
         let Some(credential) = find_credential(headers, session_cookie)? else {
             self.metrics.auth_decision("none", "absent", None);
             return Ok(None);
@@ -355,6 +398,18 @@ impl App {
         });
         response
     }
+}
+
+/// What a proxied request is answered with when the gateway itself refuses its method.
+const PROXIED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// The body with its trailers, if any, turned into nothing.
+fn without_trailers(body: Body) -> Body {
+    body.map_frame(|frame| match frame.into_data() {
+        Ok(data) => http_body::Frame::data(data),
+        Err(_) => http_body::Frame::data(Bytes::new()),
+    })
+    .boxed_unsync()
 }
 
 /// Boxes any request body into the one body type the gateway passes around.

@@ -1,5 +1,16 @@
 //! Access rules: which paths are public, which need a role, and the default (any
 //! authenticated user). Rules match the normalized path alone, never the query or a header.
+//!
+//! A rule naming GET covers HEAD: RFC 9110 makes HEAD a GET without the body, and frameworks
+//! answer it with the GET handler. A request is judged once for its own method and once for
+//! each method it asks the upstream to pretend it has (`X-HTTP-Method-Override` when passed,
+//! `_method` in the query), and must pass every time.
+//!
+//! Express, IIS and anything on a case-insensitive filesystem serve `/ADMIN` as `/admin`,
+//! while others serve it as a path of its own. So a path is judged twice when case could
+//! matter: as written, and with rules matching without regard to ASCII case, and must pass
+//! both. A rule that restricts a path restricts every case variant of it; a public rule opens
+//! only what both readings agree is public.
 
 use http::Method;
 
@@ -22,48 +33,89 @@ struct Rule {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Rules(Vec<Rule>);
+pub struct Rules {
+    rules: Vec<Rule>,
+    /// Some prefix has an upper-case letter, so even a lower-case path can read differently
+    /// without regard to case.
+    upper_case_prefix: bool,
+}
 
 impl Rules {
-    /// Compiles validated rule configuration.
-    pub fn new(configs: &[RuleConfig]) -> Rules {
-        let rules = configs
-            .iter()
-            .map(|c| Rule {
+    /// Compiles validated rule configuration; a method that does not parse is an error, never
+    /// dropped (a rule that lost its methods would match every method).
+    pub fn new(configs: &[RuleConfig]) -> Result<Rules, String> {
+        let mut rules = Vec::with_capacity(configs.len());
+        for (i, c) in configs.iter().enumerate() {
+            let mut methods = Vec::with_capacity(c.methods.len() + 1);
+            for name in &c.methods {
+                let method = Method::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("rules[{i}].methods: {name:?} is not a method"))?;
+                methods.push(method);
+            }
+            if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+                methods.push(Method::HEAD);
+            }
+            rules.push(Rule {
                 prefix: c.path.clone(),
-                methods: c
-                    .methods
-                    .iter()
-                    .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
-                    .collect(),
+                methods,
                 access: match (c.public, c.roles.is_empty()) {
                     (true, _) => Access::Public,
                     (false, true) => Access::Authenticated,
                     (false, false) => Access::AnyRole(c.roles.clone()),
                 },
-            })
-            .collect();
-        Rules(rules)
+            });
+        }
+        let upper_case_prefix = rules
+            .iter()
+            .any(|r| r.prefix.bytes().any(|b| b.is_ascii_uppercase()));
+        Ok(Rules {
+            rules,
+            upper_case_prefix,
+        })
     }
 
     /// The first rule whose prefix and method match decides.
     pub fn access(&self, method: &Method, path: &str) -> &Access {
-        self.0
+        self.access_as(method, path, Case::AsWritten)
+    }
+
+    fn access_as(&self, method: &Method, path: &str, case: Case) -> &Access {
+        self.rules
             .iter()
             .find(|rule| {
-                prefix_matches(&rule.prefix, path)
+                prefix_matches(&rule.prefix, path, case)
                     && (rule.methods.is_empty() || rule.methods.contains(method))
             })
             .map_or(&Access::Authenticated, |rule| &rule.access)
     }
 
+    /// Judges `path` for `method` and for every method in `overrides`; the first refusal
+    /// stands.
     pub fn authorize(
         &self,
         method: &Method,
+        overrides: &[Method],
         path: &str,
         principal: Option<&Principal>,
     ) -> Result<(), ApiError> {
-        match (self.access(method, path), principal) {
+        let case_matters = self.upper_case_prefix || path.bytes().any(|b| b.is_ascii_uppercase());
+        for method in std::iter::once(method).chain(overrides) {
+            self.authorize_one(method, path, Case::AsWritten, principal)?;
+            if case_matters {
+                self.authorize_one(method, path, Case::Ignored, principal)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn authorize_one(
+        &self,
+        method: &Method,
+        path: &str,
+        case: Case,
+        principal: Option<&Principal>,
+    ) -> Result<(), ApiError> {
+        match (self.access_as(method, path, case), principal) {
             (Access::Public, _) => Ok(()),
             (_, None) => Err(ApiError::NotAuthenticated),
             (Access::Authenticated, Some(_)) => Ok(()),
@@ -75,7 +127,7 @@ impl Rules {
     /// The role names the rules require, sorted, plus `admin`.
     pub fn roles(&self) -> Vec<&str> {
         let mut roles: Vec<&str> = self
-            .0
+            .rules
             .iter()
             .flat_map(|r| match &r.access {
                 Access::AnyRole(roles) => roles.iter().map(String::as_str).collect(),
@@ -89,17 +141,17 @@ impl Rules {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.rules.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.rules.is_empty()
     }
 
     /// One line per rule, for `portcullis check-config`.
     pub fn describe(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .0
+            .rules
             .iter()
             .map(|r| {
                 let methods = if r.methods.is_empty() {
@@ -124,12 +176,25 @@ impl Rules {
     }
 }
 
+/// How a path is read against the rules' prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    AsWritten,
+    /// As a case-insensitive server reads it.
+    Ignored,
+}
+
 /// `/app` matches `/app`, `/app/` and `/app/x`, but not `/apple`.
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
-        None => false,
-    }
+fn prefix_matches(prefix: &str, path: &str, case: Case) -> bool {
+    let Some(head) = path.get(..prefix.len()) else {
+        return false;
+    };
+    let same = match case {
+        Case::AsWritten => head == prefix,
+        Case::Ignored => head.eq_ignore_ascii_case(prefix),
+    };
+    let rest = &path[prefix.len()..];
+    same && (rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -151,7 +216,8 @@ mod tests {
             rule("/public/admin", &[], false, &["admin"]),
             rule("/public", &[], true, &[]),
             rule("/reports", &["GET"], false, &["billing"]),
-        ]);
+        ])
+        .unwrap();
         let get = Method::GET;
         assert_eq!(rules.access(&get, "/public/x"), &Access::Public);
         assert_eq!(rules.access(&get, "/public"), &Access::Public);
@@ -162,6 +228,10 @@ mod tests {
         assert_eq!(rules.access(&get, "/publicity"), &Access::Authenticated);
         assert_eq!(rules.access(&get, "/PUBLIC"), &Access::Authenticated);
         assert_eq!(
+            rules.access_as(&get, "/PUBLIC/ADMIN", Case::Ignored),
+            &Access::AnyRole(vec!["admin".into()])
+        );
+        assert_eq!(
             rules.access(&get, "/reports/q1"),
             &Access::AnyRole(vec!["billing".into()])
         );
@@ -169,13 +239,53 @@ mod tests {
             rules.access(&Method::POST, "/reports/q1"),
             &Access::Authenticated
         );
+        assert_eq!(
+            rules.access(&Method::HEAD, "/reports/q1"),
+            &Access::AnyRole(vec!["billing".into()]),
+            "a GET rule covers HEAD"
+        );
+    }
+
+    #[test]
+    fn an_override_is_judged_as_well_as_the_method() {
+        let rules = Rules::new(&[
+            rule("/reports", &["DELETE"], false, &["admin"]),
+            rule("/reports", &[], true, &[]),
+        ])
+        .unwrap();
+        assert_eq!(
+            rules.authorize(&Method::POST, &[], "/reports/1", None),
+            Ok(())
+        );
+        assert_eq!(
+            rules.authorize(&Method::POST, &[Method::DELETE], "/reports/1", None),
+            Err(ApiError::NotAuthenticated)
+        );
+    }
+
+    #[test]
+    fn a_restriction_covers_every_case_and_a_public_rule_only_its_own() {
+        let rules = Rules::new(&[
+            rule("/admin", &[], false, &["admin"]),
+            rule("/public", &[], true, &[]),
+        ])
+        .unwrap();
+        let get = Method::GET;
+        assert_eq!(rules.authorize(&get, &[], "/public/x", None), Ok(()));
+        for needs_a_user in ["/PUBLIC/x", "/Public", "/ADMIN", "/aDmIn/x"] {
+            assert_eq!(
+                rules.authorize(&get, &[], needs_a_user, None),
+                Err(ApiError::NotAuthenticated),
+                "{needs_a_user}"
+            );
+        }
     }
 
     #[test]
     fn anonymous_on_protected_route_is_unauthenticated() {
-        let rules = Rules::new(&[]);
+        let rules = Rules::new(&[]).unwrap();
         assert_eq!(
-            rules.authorize(&Method::GET, "/x", None),
+            rules.authorize(&Method::GET, &[], "/x", None),
             Err(ApiError::NotAuthenticated)
         );
     }

@@ -99,14 +99,16 @@ impl Upstream {
     }
 
     /// Sends `request` to `path_and_query` on the upstream and returns its response with the
-    /// body streaming. A 101 answer to an upgrade request starts the tunnel.
+    /// body streaming. A 101 switching to WebSocket, answering a WebSocket upgrade, starts the
+    /// tunnel; any other 101 is refused, so no connection is ever handed over to a protocol
+    /// the gateway does not police.
     pub async fn forward(
         &self,
         mut request: Request<Body>,
         path_and_query: PathAndQuery,
+        websocket: bool,
     ) -> Result<Response<Body>, UpstreamError> {
-        let upgrade = request.headers().contains_key(http::header::UPGRADE);
-        let client_side = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let client_side = websocket.then(|| hyper::upgrade::on(&mut request));
         *request.uri_mut() = Uri::from_parts({
             let mut parts = http::uri::Parts::default();
             parts.scheme = Some(self.scheme.clone());
@@ -138,10 +140,21 @@ impl Upstream {
         };
         self.metrics.upstream("ok", started.elapsed());
 
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let to_websocket = response
+                .headers()
+                .get(http::header::UPGRADE)
+                .is_some_and(headers::is_websocket);
+            if client_side.is_none() || !to_websocket {
+                return Err(UpstreamError::Failed(
+                    "the upstream switched protocols unasked, or to one other than WebSocket"
+                        .into(),
+                ));
+            }
+        }
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         match (switching, client_side) {
             (true, Some(client_side)) => {
-                let protocol = response.headers().get(http::header::UPGRADE).cloned();
                 let upstream_side = hyper::upgrade::on(&mut response);
                 // The tunnel outlives the HTTP connection: it still weighs on its worker.
                 let counted = crate::server::workers::count_as_connection();
@@ -150,9 +163,7 @@ impl Upstream {
                     tunnel(client_side, upstream_side).await;
                 });
                 headers::remove_hop_by_hop(response.headers_mut());
-                if let Some(protocol) = protocol {
-                    headers::restore_upgrade(response.headers_mut(), protocol);
-                }
+                headers::restore_websocket_upgrade(response.headers_mut());
             }
             _ => headers::remove_hop_by_hop(response.headers_mut()),
         }

@@ -27,7 +27,9 @@ impl ApiDocs {
     pub fn new(api_prefix: &str) -> ApiDocs {
         let swagger = utoipa_swagger_ui::Config::new([SCHEMA_PATH])
             .try_it_out_enabled(true)
-            .persist_authorization(true)
+            // A token typed into the page would otherwise sit in this origin's localStorage,
+            // readable by any script the upstream serves under the same origin.
+            .persist_authorization(false)
             .display_request_duration(true)
             // The default validator badge calls validator.swagger.io: nothing leaves the page.
             .validator_url("none");

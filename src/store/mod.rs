@@ -27,6 +27,12 @@ pub enum StoreError {
     Unavailable(String),
     #[error("corrupt record in table {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
+    /// The change would leave no active administrator; nothing was changed.
+    #[error("the last active administrator cannot be demoted, deactivated or deleted")]
+    LastAdmin,
+    /// Data that breaks an invariant of the store (an import); nothing was written.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -53,13 +59,19 @@ pub trait Store: Send + Sync + 'static {
     /// Creates `user` only when there are no users at all: the bootstrap admin, exactly once
     /// however many replicas start together.
     async fn create_first_user(&self, user: NewUser) -> StoreResult<Option<UserRecord>>;
+    /// Applies `patch`; refuses with [`StoreError::LastAdmin`], in the same transaction, a
+    /// change that would leave no active administrator.
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>>;
     /// Removes the user and revokes their active key; returns the revoked key id, if any.
+    /// Refuses to delete the last active administrator.
     async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>>;
 
     /// Stores `key` as its user's active key and revokes the previous one, whose id it returns.
     async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<Option<String>>;
     async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The key, only if it is unrevoked and its user's one active key: what the key check
+    /// reads, so the invariant holds there too even if a row broke it.
+    async fn active_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
     async fn api_keys(&self, user: Option<UserId>) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Revokes a key (idempotent); `None` when there is no such key.
     async fn revoke_api_key(&self, id: &str, at: u64) -> StoreResult<Option<ApiKeyRecord>>;
@@ -89,8 +101,20 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_events(&self, before: Option<u64>, limit: usize)
     -> StoreResult<Vec<AuditEvent>>;
 
+    /// Takes one attempt from each budget in order, stopping at the first with none left, and
+    /// returns how many milliseconds until that one has room; `None` when every budget had.
+    /// One transaction; budgets shared by every process on the store.
+    async fn take_login_budgets(
+        &self,
+        budgets: Vec<LoginBudget>,
+        now_ms: u64,
+    ) -> StoreResult<Option<u64>>;
+    /// Forgets budgets that are full again.
+    async fn prune_login_budgets(&self, now_ms: u64) -> StoreResult<usize>;
+
     /// Writes users (ids kept) and keys in one transaction, replacing rows with the same ids:
-    /// moving data between stores, and loading large fixtures.
+    /// moving data between stores, and loading large fixtures. Refuses, writing nothing, keys
+    /// that would give a user two active keys ([`check_import`]).
     async fn import(&self, users: Vec<UserRecord>, keys: Vec<ApiKeyRecord>) -> StoreResult<()>;
 
     /// Cheap round trip for `/readyz`.

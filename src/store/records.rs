@@ -91,3 +91,68 @@ pub struct NewAuditEvent {
     pub target: Option<String>,
     pub client_ip: Option<String>,
 }
+
+/// A login budget (a GCRA token bucket): one attempt every `interval_ms`, up to `burst` at
+/// once. The store keeps, per key, the theoretical arrival time of the next attempt, so the
+/// budget is one number however many replicas share it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginBudget {
+    pub key: String,
+    pub interval_ms: u64,
+    pub burst: u32,
+}
+
+impl LoginBudget {
+    /// What the stored arrival time becomes when an attempt at `now_ms` fits the budget, or
+    /// `Err(ms)` to wait before it would.
+    pub fn charge(&self, stored: Option<u64>, now_ms: u64) -> Result<u64, u64> {
+        let next = stored.unwrap_or(now_ms).max(now_ms) + self.interval_ms;
+        let limit = now_ms + self.interval_ms * u64::from(self.burst);
+        if next <= limit {
+            Ok(next)
+        } else {
+            Err(next - limit)
+        }
+    }
+}
+
+/// Whether a change leaves `user` an active administrator.
+pub fn is_active_admin(user: &UserRecord) -> bool {
+    user.is_admin && user.is_active
+}
+
+/// What an import must hold before any row is written: at most one unrevoked key per user,
+/// the invariant every other write keeps.
+pub fn check_import(keys: &[ApiKeyRecord]) -> Result<(), String> {
+    let mut active: std::collections::HashMap<UserId, &str> = std::collections::HashMap::new();
+    for key in keys.iter().filter(|k| k.revoked_at.is_none()) {
+        if let Some(other) = active.insert(key.user_id, &key.id) {
+            return Err(format!(
+                "user {} has more than one active API key ({other} and {}); revoke all but one",
+                key.user_id, key.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_allows_its_burst_then_one_per_interval() {
+        let budget = LoginBudget {
+            key: "k".into(),
+            interval_ms: 10_000,
+            burst: 3,
+        };
+        let mut stored = None;
+        for _ in 0..3 {
+            stored = Some(budget.charge(stored, 0).unwrap());
+        }
+        assert_eq!(budget.charge(stored, 0), Err(10_000));
+        assert_eq!(budget.charge(stored, 9_999), Err(1));
+        assert!(budget.charge(stored, 10_000).is_ok());
+    }
+}

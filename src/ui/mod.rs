@@ -16,7 +16,9 @@ use http::header::{
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 
 use crate::accounts::body::read_form;
-use crate::accounts::tokens::{check_login, signing_failed, start_session};
+use crate::accounts::tokens::{
+    check_login, device_cookie, device_token, signing_failed, start_session,
+};
 use crate::app::App;
 use crate::auth::jwt::TokenType;
 use crate::auth::{AuthMethod, Principal, session};
@@ -109,13 +111,13 @@ pub fn is_navigation<B>(request: &Request<B>) -> bool {
 
 /// A browser navigation whose only credential is a session cookie that no longer verifies
 /// (signed out elsewhere, expired, revoked): it should be asked to sign in again.
-pub fn is_expired_session_navigation<B>(app: &App, request: &Request<B>) -> bool {
+pub fn is_expired_session_navigation<B>(app: &App, request: &Request<B>, https: bool) -> bool {
     let headers = request.headers();
     app.config.ui.enabled
         && is_navigation(request)
         && !headers.contains_key(http::header::AUTHORIZATION)
         && !headers.contains_key(crate::auth::X_API_KEY)
-        && session::cookie(headers, &app.config.ui.cookie_name).is_some()
+        && session::cookie(headers, app.cookies.session(https)).is_some()
 }
 
 /// 302 to the sign-in page, which returns to `uri` afterwards; a stale session cookie is
@@ -125,7 +127,7 @@ pub fn redirect_to_login(app: &App, uri: &Uri, tls: bool) -> Response<Body> {
     let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
     let mut response = redirect(&format!("{}/login?next={next}", app.config.ui.path));
     *response.status_mut() = StatusCode::FOUND;
-    if let Some(clear) = session::clear_cookie(&app.config.ui.cookie_name, tls) {
+    if let Some(clear) = app.cookies.clear_session(tls) {
         response.headers_mut().append(SET_COOKIE, clear);
     }
     response
@@ -164,6 +166,7 @@ async fn sign_in(
     if !ctx.same_origin {
         return Err(ApiError::CsrfFailed);
     }
+    let device = device_token(app, request.headers(), ctx.https);
     let form: HashMap<String, String> =
         read_form(request, app.config.server.max_body_bytes).await?;
     let next = form
@@ -181,7 +184,7 @@ async fn sign_in(
             "Enter your username and password.",
         ));
     }
-    let user = match check_login(app, ctx, username, password).await {
+    let user = match check_login(app, ctx, username, password, device.as_deref()).await {
         Ok(user) => user,
         Err(ApiError::LoginFailed) => {
             return Ok(login_page(
@@ -206,13 +209,11 @@ async fn sign_in(
     };
     let (token, _) = start_session(app, &user, TokenType::Session).await?;
     let mut response = redirect(&next);
-    let cookie = session::set_cookie(
-        &app.config.ui.cookie_name,
-        &token.token,
-        app.auth.tokens.refresh_ttl(),
-        ctx.https,
-    );
-    if let Some(cookie) = cookie {
+    let cookie = app
+        .cookies
+        .set_session(&token.token, app.auth.tokens.refresh_ttl(), ctx.https);
+    let device = device_cookie(app, &user, ctx.https);
+    for cookie in [cookie, device].into_iter().flatten() {
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     Ok(response)
@@ -227,7 +228,7 @@ async fn sign_out(
     if !ctx.same_origin {
         return Err(ApiError::CsrfFailed);
     }
-    let cookie = session::cookie(request.headers(), &app.config.ui.cookie_name);
+    let cookie = session::cookie(request.headers(), app.cookies.session(ctx.https));
     let claims = cookie.and_then(|c| app.auth.tokens.verify(c, TokenType::Session).ok());
     if let Some(claims) = claims {
         app.store
@@ -237,7 +238,7 @@ async fn sign_out(
         crate::accounts::audit(app, ctx, "logout", Some(&claims.username), None).await;
     }
     let mut response = redirect(&format!("{}/login", app.config.ui.path));
-    if let Some(clear) = session::clear_cookie(&app.config.ui.cookie_name, ctx.https) {
+    if let Some(clear) = app.cookies.clear_session(ctx.https) {
         response.headers_mut().append(SET_COOKIE, clear);
     }
     Ok(response)
@@ -261,7 +262,7 @@ pub fn renewed_cookie(app: &App, principal: &Principal, tls: bool) -> Option<Hea
         .issue(&principal.user, TokenType::Session, &claims.sid, now)
         .map_err(signing_failed)
         .ok()?;
-    session::set_cookie(&app.config.ui.cookie_name, &token.token, lifetime, tls)
+    app.cookies.set_session(&token.token, lifetime, tls)
 }
 
 fn serve_asset(name: &str) -> Result<Response<Body>, ApiError> {

@@ -40,7 +40,8 @@ pub struct Received {
 }
 
 /// A real HTTP/1.1 + h2c server on an ephemeral port that records every request.
-/// `/slow` answers after 3 s; everything else answers 200 at once with the path it saw.
+/// `/slow` answers after 3 s; everything else answers 200 at once with the path it saw, and
+/// with a `set-cookie` for every `x-test-set-cookie` the request carried.
 #[derive(Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -130,6 +131,10 @@ async fn record(
     response
         .headers_mut()
         .insert("x-upstream-reply", "yes".parse().unwrap());
+    // A test asks for the cookies the upstream should try to set.
+    for cookie in parts.headers.get_all("x-test-set-cookie") {
+        response.headers_mut().append("set-cookie", cookie.clone());
+    }
     Ok(response)
 }
 
@@ -156,6 +161,7 @@ pub fn test_config(data_dir: &Path, upstream: &Upstream) -> Config {
     config.bootstrap.admin_password = Some(ADMIN_PASSWORD.to_string());
     config.rate_limit.login_per_ip_burst = 1000;
     config.rate_limit.login_per_username_burst = 1000;
+    config.rate_limit.login_per_account_burst = 1000;
     config
 }
 

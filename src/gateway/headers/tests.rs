@@ -5,7 +5,7 @@ use crate::auth::{AuthMethod, UserState};
 use crate::store::UserRecord;
 
 fn identity() -> IdentityHeaders {
-    IdentityHeaders::new(&HeaderNamesConfig::default())
+    IdentityHeaders::new(&HeaderNamesConfig::default()).unwrap()
 }
 
 fn map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -98,8 +98,34 @@ fn upgrade_request_is_recognised() {
         ("connection", "keep-alive, Upgrade"),
         ("upgrade", "websocket"),
     ]);
-    assert_eq!(requested_upgrade(&headers).unwrap(), "websocket");
-    assert!(requested_upgrade(&map(&[("upgrade", "websocket")])).is_none());
+    assert!(requests_websocket(&headers));
+    assert!(!requests_websocket(&map(&[("upgrade", "websocket")])));
+    for other in ["h2c", "websocket, h2c", "TLS/1.0", "h2"] {
+        let headers = map(&[("connection", "Upgrade"), ("upgrade", other)]);
+        assert!(!requests_websocket(&headers), "{other}");
+    }
+}
+
+#[test]
+fn method_overrides_are_found_in_every_spelling() {
+    let mut headers = map(&[
+        ("x-http-method-override", "DELETE"),
+        ("x_http_method", "delete"),
+        ("X.Method.Override", "delete "),
+        ("accept", "*/*"),
+    ]);
+    assert_eq!(override_methods(&headers), Ok(Some(Method::DELETE)));
+    headers.append("x-method-override", "PUT".parse().unwrap());
+    assert_eq!(override_methods(&headers), Err(ConflictingOverrides));
+    strip_method_overrides(&mut headers);
+    let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+    assert_eq!(left, ["accept"]);
+    assert_eq!(
+        query_override(Some("a=1&_method=delete")),
+        Some(Method::DELETE)
+    );
+    assert_eq!(query_override(Some("method=delete")), None);
+    assert_eq!(query_override(None), None);
 }
 
 #[test]
@@ -151,6 +177,18 @@ fn forwarded_headers_from_trusted_proxy_are_appended_or_kept() {
 }
 
 #[test]
+fn an_entry_that_is_no_address_ends_the_walk_at_the_last_trusted_hop() {
+    let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+    let peer = Peer::new("10.0.0.9".parse().unwrap(), &trusted);
+    let client = |xff: &str| peer.client_ip(&map(&[("x-forwarded-for", xff)]), &trusted);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(client("6.6.6.6, unknown"), ip("10.0.0.9"));
+    assert_eq!(client("6.6.6.6, 10.1.1.1, garbage"), ip("10.0.0.9"));
+    assert_eq!(client("6.6.6.6, 198.51.100.7:5555"), ip("198.51.100.7"));
+    assert_eq!(client("6.6.6.6, [2001:db8::7]:5555"), ip("2001:db8::7"));
+}
+
+#[test]
 fn untrusted_peer_cannot_choose_its_client_ip() {
     let headers = map(&[("x-forwarded-for", "1.1.1.1")]);
     let peer = Peer::new("192.0.2.1".parse().unwrap(), &[]);
@@ -176,15 +214,29 @@ fn routing_overrides_are_dropped_unless_a_trusted_proxy_sent_them() {
         ("x-original-url", "/admin"),
         ("X-Rewrite-URL", "/admin"),
         ("x-forwarded-prefix", "/app"),
+        ("x-real-ip", "10.9.9.9"),
+        ("x-original-host", "admin.internal"),
     ];
     let mut headers = map(&pairs);
+    headers.append("x_real_ip", "10.9.9.9".parse().unwrap());
     strip_routing_overrides(&mut headers, &Peer::new("192.0.2.1".parse().unwrap(), &[]));
-    assert!(headers.is_empty());
+    assert!(headers.is_empty(), "{headers:?}");
     let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
     let mut headers = map(&pairs);
     strip_routing_overrides(
         &mut headers,
         &Peer::new("10.0.0.2".parse().unwrap(), &trusted),
     );
-    assert_eq!(headers.len(), 3);
+    assert_eq!(headers.len(), pairs.len());
+    // A spelling that is not the header's own never comes from a proxy.
+    let mut headers = map(&[
+        ("x_forwarded_for", "6.6.6.6"),
+        ("x-forwarded-for", "1.1.1.1"),
+    ]);
+    strip_routing_overrides(
+        &mut headers,
+        &Peer::new("10.0.0.2".parse().unwrap(), &trusted),
+    );
+    let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+    assert_eq!(left, ["x-forwarded-for"]);
 }

@@ -7,9 +7,10 @@ use deadpool_postgres::Object;
 /// Arbitrary, but fixed: the advisory lock every replica takes to migrate.
 const MIGRATION_LOCK: i64 = 0x706f_7274_6375;
 
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE users (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE users (
         id BIGSERIAL PRIMARY KEY,
         username TEXT NOT NULL,
         username_key TEXT NOT NULL UNIQUE,
@@ -49,7 +50,16 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         target TEXT,
         client_ip TEXT
     );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE login_budgets (
+        key TEXT PRIMARY KEY,
+        next_at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX login_budgets_next ON login_budgets (next_at_ms);",
+    ),
+];
 
 pub async fn apply(client: &mut Object) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;

@@ -165,6 +165,19 @@ async fn insert_user(client: &impl GenericClient, user: NewUser) -> StoreResult<
     }
 }
 
+/// The active administrators, locked until the transaction ends: two transactions taking
+/// admin rights away queue here, and the second sees what the first left (`FOR UPDATE`
+/// re-reads a row changed meanwhile), so together they can never leave none.
+async fn lock_active_admins(client: &impl GenericClient) -> StoreResult<Vec<UserId>> {
+    let rows = client
+        .query(
+            "SELECT id FROM users WHERE is_admin AND is_active ORDER BY id FOR UPDATE",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+}
+
 /// Revokes the user's active key, if any, and returns its id.
 async fn revoke_active_key(
     client: &impl GenericClient,
@@ -238,6 +251,12 @@ impl Store for PostgresStore {
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let takes_admin_rights = patch.is_admin == Some(false) || patch.is_active == Some(false);
+        let admins = if takes_admin_rights {
+            lock_active_admins(&*tx).await?
+        } else {
+            Vec::new()
+        };
         let row = tx
             .query_opt(
                 "UPDATE users SET
@@ -259,16 +278,24 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
-        if row.is_some() {
+        let user = row.as_ref().map(user_from);
+        if let Some(user) = &user {
+            if admins == [user.id] && !is_active_admin(user) {
+                return Err(StoreError::LastAdmin);
+            }
             announce(&*tx, Change::User(id)).await?;
         }
         tx.commit().await?;
-        Ok(row.as_ref().map(user_from))
+        Ok(user)
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let admins = lock_active_admins(&*tx).await?;
+        if admins == [id] {
+            return Err(StoreError::LastAdmin);
+        }
         let deleted = tx
             .execute("DELETE FROM users WHERE id = $1", &[&(id as i64)])
             .await?;
@@ -305,6 +332,18 @@ impl Store for PostgresStore {
         let client = self.pool.get().await?;
         let row = client
             .query_opt("SELECT * FROM api_keys WHERE id = $1", &[&id])
+            .await?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    async fn active_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let client = self.pool.get().await?;
+        // The partial unique index makes an unrevoked key its user's only active one.
+        let row = client
+            .query_opt(
+                "SELECT * FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                &[&id],
+            )
             .await?;
         row.as_ref().map(key_from).transpose()
     }
@@ -486,7 +525,59 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn take_login_budgets(
+        &self,
+        budgets: Vec<LoginBudget>,
+        now_ms: u64,
+    ) -> StoreResult<Option<u64>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        for budget in &budgets {
+            // Inserted when new, then locked: every replica charging this budget queues here.
+            tx.execute(
+                "INSERT INTO login_budgets (key, next_at_ms) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING",
+                &[&budget.key],
+            )
+            .await?;
+            let stored: i64 = tx
+                .query_one(
+                    "SELECT next_at_ms FROM login_budgets WHERE key = $1 FOR UPDATE",
+                    &[&budget.key],
+                )
+                .await?
+                .get(0);
+            match budget.charge(Some(stored.max(0) as u64), now_ms) {
+                Ok(next) => {
+                    tx.execute(
+                        "UPDATE login_budgets SET next_at_ms = $2 WHERE key = $1",
+                        &[&budget.key, &(next as i64)],
+                    )
+                    .await?;
+                }
+                Err(wait) => {
+                    tx.commit().await?;
+                    return Ok(Some(wait));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn prune_login_budgets(&self, now_ms: u64) -> StoreResult<usize> {
+        let client = self.pool.get().await?;
+        let deleted = client
+            .execute(
+                "DELETE FROM login_budgets WHERE next_at_ms <= $1",
+                &[&(now_ms as i64)],
+            )
+            .await?;
+        Ok(deleted as usize)
+    }
+
     async fn import(&self, users: Vec<UserRecord>, keys: Vec<ApiKeyRecord>) -> StoreResult<()> {
+        check_import(&keys).map_err(StoreError::Rejected)?;
+        let now = crate::clock::now_secs() as i64;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         for user in &users {
@@ -519,6 +610,14 @@ impl Store for PostgresStore {
         )
         .await?;
         for key in &keys {
+            if key.revoked_at.is_none() {
+                // The imported key becomes the user's one active key.
+                tx.execute(
+                    "UPDATE api_keys SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+                    &[&(key.user_id as i64), &key.id, &now],
+                )
+                .await?;
+            }
             tx.execute(
                 "INSERT INTO api_keys (id, user_id, secret_sha256, created_at, last_used_at, revoked_at)
                  VALUES ($1, $2, $3, $4, $5, $6)

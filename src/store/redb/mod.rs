@@ -97,6 +97,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(FAMILIES)?;
     txn.open_table(AUDIT)?;
     txn.open_table(COUNTERS)?;
+    txn.open_table(LOGIN_BUDGETS)?;
     Ok(())
 }
 
@@ -173,9 +174,10 @@ impl Store for RedbStore {
 
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>> {
         self.write(move |txn| {
-            let Some(mut user) = get_user(txn, id)? else {
+            let Some(before) = get_user(txn, id)? else {
                 return Ok(None);
             };
+            let mut user = before.clone();
             if let Some(hash) = patch.password_hash {
                 user.password_hash = hash;
             }
@@ -192,6 +194,7 @@ impl Store for RedbStore {
                 user.tokens_valid_after = user.tokens_valid_after.max(after);
             }
             user.updated_at = crate::clock::now_secs();
+            keep_an_admin(txn, &before, Some(&user))?;
             put_user(txn, &user)?;
             Ok(Some(user))
         })
@@ -203,6 +206,7 @@ impl Store for RedbStore {
             let Some(user) = get_user(txn, id)? else {
                 return Ok(None);
             };
+            keep_an_admin(txn, &user, None)?;
             txn.open_table(USERS)?.remove(id)?;
             txn.open_table(USERNAMES)?
                 .remove(user.username.to_lowercase().as_str())?;
@@ -229,6 +233,25 @@ impl Store for RedbStore {
             let keys = txn.open_table(API_KEYS)?;
             let row = keys.get(id.as_str())?;
             row.map(|v| decode("api_keys", v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn active_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let keys = txn.open_table(API_KEYS)?;
+            let row = keys.get(id.as_str())?;
+            let Some(key) = row
+                .map(|v| decode::<ApiKeyRecord>("api_keys", v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let active = txn.open_table(ACTIVE_KEYS)?;
+            let is_active = active.get(key.user_id)?.is_some_and(|v| v.value() == id);
+            Ok((is_active && key.revoked_at.is_none()).then_some(key))
         })
         .await
     }
@@ -398,7 +421,56 @@ impl Store for RedbStore {
         .await
     }
 
+    async fn take_login_budgets(
+        &self,
+        budgets: Vec<LoginBudget>,
+        now_ms: u64,
+    ) -> StoreResult<Option<u64>> {
+        self.blocking(move |db| {
+            let mut txn = db.begin_write()?;
+            // Budgets are this process's alone with redb and forgetting them in a crash costs
+            // nothing: no need to wait for the disk on every login attempt.
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut refused = None;
+            {
+                let mut table = txn.open_table(LOGIN_BUDGETS)?;
+                for budget in &budgets {
+                    let stored = table.get(budget.key.as_str())?.map(|v| v.value());
+                    match budget.charge(stored, now_ms) {
+                        Ok(next) => {
+                            table.insert(budget.key.as_str(), next)?;
+                        }
+                        Err(wait) => {
+                            refused = Some(wait);
+                            break;
+                        }
+                    }
+                }
+            }
+            txn.commit()?;
+            Ok(refused)
+        })
+        .await
+    }
+
+    async fn prune_login_budgets(&self, now_ms: u64) -> StoreResult<usize> {
+        self.write(move |txn| {
+            let mut table = txn.open_table(LOGIN_BUDGETS)?;
+            let mut pruned = 0;
+            table.retain(|_, next| {
+                let keep = next > now_ms;
+                pruned += usize::from(!keep);
+                keep
+            })?;
+            Ok(pruned)
+        })
+        .await
+    }
+
     async fn import(&self, users: Vec<UserRecord>, keys: Vec<ApiKeyRecord>) -> StoreResult<()> {
+        check_import(&keys).map_err(StoreError::Rejected)?;
+        let now = crate::clock::now_secs();
         self.write(move |txn| {
             let mut highest = 0;
             for user in &users {
@@ -418,8 +490,17 @@ impl Store for RedbStore {
             for key in &keys {
                 put_key(txn, key)?;
                 if key.revoked_at.is_none() {
-                    txn.open_table(ACTIVE_KEYS)?
-                        .insert(key.user_id, key.id.as_str())?;
+                    // The imported key becomes the user's one active key.
+                    let previous = txn
+                        .open_table(ACTIVE_KEYS)?
+                        .insert(key.user_id, key.id.as_str())?
+                        .map(|v| v.value().to_string());
+                    if let Some(previous) = previous.filter(|p| *p != key.id)
+                        && let Some(mut old) = get_key(txn, &previous)?
+                    {
+                        old.revoked_at.get_or_insert(now);
+                        put_key(txn, &old)?;
+                    }
                 }
             }
             Ok(())

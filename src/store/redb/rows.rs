@@ -17,6 +17,8 @@ pub(super) const ACTIVE_KEYS: TableDefinition<u64, &str> = TableDefinition::new(
 pub(super) const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_families");
 pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_events");
 pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// Login budget key → theoretical arrival time (ms) of its next attempt.
+pub(super) const LOGIN_BUDGETS: TableDefinition<&str, u64> = TableDefinition::new("login_budgets");
 
 pub(super) fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -112,4 +114,28 @@ pub(super) fn put_family(txn: &WriteTransaction, family: &RefreshFamily) -> Stor
     txn.open_table(FAMILIES)?
         .insert(family.id.as_str(), encode(family)?.as_slice())?;
     Ok(())
+}
+
+/// Refuses, inside the caller's transaction, a change that takes `before`'s administrator
+/// rights away when no other active administrator remains. Users are few; a scan is cheap.
+pub(super) fn keep_an_admin(
+    txn: &WriteTransaction,
+    before: &UserRecord,
+    after: Option<&UserRecord>,
+) -> StoreResult<()> {
+    if !is_active_admin(before) || after.is_some_and(is_active_admin) {
+        return Ok(());
+    }
+    let users = txn.open_table(USERS)?;
+    for row in users.iter()? {
+        let (id, bytes) = row?;
+        if id.value() == before.id {
+            continue;
+        }
+        let user: UserRecord = decode("users", bytes.value())?;
+        if is_active_admin(&user) {
+            return Ok(());
+        }
+    }
+    Err(StoreError::LastAdmin)
 }

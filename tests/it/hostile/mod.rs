@@ -7,7 +7,9 @@ mod framing;
 mod headers;
 mod paths;
 mod resources;
+mod sessions;
 mod tokens;
+mod upstream_reading;
 
 use http::StatusCode;
 use portcullis::config::RuleConfig;

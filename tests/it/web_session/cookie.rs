@@ -339,6 +339,7 @@ async fn behind_a_tls_terminating_proxy_the_browser_session_still_works() {
     let evil = plain
         .post(gw.url("/app"))
         .header("cookie", &session)
+        .header("x-forwarded-proto", "https")
         .header("origin", "https://evil.example")
         .send()
         .await

@@ -44,7 +44,7 @@ pub(super) async fn sign_in(
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("portcullis_session=") && !c.contains("Max-Age=0"));
+        .find(|c| c.starts_with("__Host-portcullis_session=") && !c.contains("Max-Age=0"));
     let pair = cookie.map(|c| c.split(';').next().unwrap().to_string());
     (response, pair)
 }
