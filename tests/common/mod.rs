@@ -37,6 +37,8 @@ pub struct Received {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The trailer section of the body, if it had one.
+    pub trailers: Option<HeaderMap>,
 }
 
 /// A real HTTP/1.1 + h2c server on an ephemeral port that records every request.
@@ -95,11 +97,13 @@ async fn record(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let (body, trailers) = match body.collect().await {
+        Ok(collected) => {
+            let trailers = collected.trailers().cloned();
+            (collected.to_bytes(), trailers)
+        }
+        Err(_) => (Bytes::new(), None),
+    };
     let path = parts
         .uri
         .path_and_query()
@@ -111,6 +115,7 @@ async fn record(
         path_and_query: path.clone(),
         headers: parts.headers.clone(),
         body: body.clone(),
+        trailers,
     });
     if parts.uri.path() == "/slow" {
         tokio::time::sleep(Duration::from_secs(3)).await;

@@ -3,12 +3,15 @@
 //! **the upstream never receives a request without a gateway-set identity (outside public
 //! routes), nor an identity header the client wrote.**
 
+mod accounts;
+mod cookies;
 mod framing;
 mod headers;
+mod lockout;
 mod paths;
 mod resources;
-mod sessions;
 mod tokens;
+mod upgrades;
 mod upstream_reading;
 
 use http::StatusCode;

@@ -2,13 +2,10 @@
 //! overrides, lowercase and tracing methods, protocol upgrades, and host, scheme and address
 //! overrides. None of them may make the upstream serve something other than what was authorized.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::StatusCode;
 use portcullis::config::RuleConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use super::{assert_invariant, gateway_with_alice, refused};
 use crate::common::{Fetch, TestGateway, assert_detail, client_for, raw};
@@ -277,120 +274,6 @@ async fn lowercase_and_tracing_methods_are_refused() {
     assert_invariant(&gw);
 }
 
-#[tokio::test]
-async fn an_h2c_upgrade_is_never_passed_on() {
-    let (gw, alice) = gateway_with_alice(|_| {}).await;
-    let request = format!(
-        "GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {alice}\r\n\
-         Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
-         HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
-    );
-    let answer = raw_answer(&gw, &request).await;
-    assert_eq!(raw::statuses(&answer), vec![200], "{answer}");
-    assert_eq!(gw.upstream.count(), 1);
-    let seen = gw.upstream.last();
-    assert_eq!(seen.path_and_query, "/x");
-    assert!(!seen.headers.contains_key("upgrade"), "{seen:?}");
-    assert!(!seen.headers.contains_key("http2-settings"), "{seen:?}");
-    let upgrade_token = seen
-        .headers
-        .get_all("connection")
-        .iter()
-        .any(|v| v.to_str().unwrap().to_ascii_lowercase().contains("upgrade"));
-    assert!(!upgrade_token, "{seen:?}");
-    assert_invariant(&gw);
-}
-
-/// An upstream that answers every request head with `101 Switching Protocols` to h2c, then
-/// echoes every byte it receives.
-async fn switching_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                let end = loop {
-                    if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                };
-                let answer = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
-                if stream.write_all(answer).await.is_err()
-                    || stream.write_all(&head[end..]).await.is_err()
-                {
-                    return;
-                }
-                let (mut reader, mut writer) = stream.split();
-                let _ = tokio::io::copy(&mut reader, &mut writer).await;
-            });
-        }
-    });
-    addr
-}
-
-/// Writes `bytes` (the connection may already be closed) and returns what comes back until
-/// the peer closes or falls silent.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> String {
-    if stream.write_all(bytes).await.is_ok() {
-        let _ = stream.flush().await;
-    }
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(Duration::from_millis(1500), stream.read(&mut buf)).await
-    {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[tokio::test]
-async fn an_upstream_switching_protocols_unasked_is_a_502_and_nothing_is_tunnelled() {
-    let upstream = switching_upstream().await;
-    let gw = TestGateway::start_with(|c| {
-        c.rules = super::rules();
-        c.upstream.url = format!("http://{upstream}");
-    })
-    .await;
-    let token = gw.admin_token().await;
-    let cert = gw.config.tls_paths().0;
-    let websocket = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
-    const MARKER: &str = "ECHO-PROBE-5d1c";
-    for (what, extra) in [
-        ("plain GET", ""),
-        ("WebSocket answered with h2c", websocket),
-    ] {
-        let mut stream = raw::connect(gw.addr, &cert, &[b"http/1.1"]).await;
-        let request = format!(
-            "GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n{extra}\r\n"
-        );
-        let answer = exchange(&mut stream, request.as_bytes()).await;
-        assert_eq!(raw::statuses(&answer), vec![502], "{what}: {answer}");
-        // Bytes written after the answer are HTTP to the gateway, or go nowhere: never to the
-        // upstream and back.
-        let after = exchange(&mut stream, format!("{MARKER}\r\n\r\n").as_bytes()).await;
-        assert!(
-            !after.contains(MARKER),
-            "{what}: tunnelled, echoed {after:?}"
-        );
-        assert!(
-            after.is_empty() || after.starts_with("HTTP/1.1 "),
-            "{what}: not HTTP after the answer: {after:?}"
-        );
-    }
-    assert_invariant(&gw);
-}
-
 /// Headers through which frameworks learn the request's host, scheme, port, method or client
 /// address from a proxy in front, with a value an attacker would pick.
 const OVERRIDES: [(&str, &str); 17] = [
@@ -453,4 +336,26 @@ async fn host_scheme_and_address_overrides_reach_the_upstream_only_from_a_truste
         }
         assert_invariant(&gw);
     }
+}
+
+#[tokio::test]
+async fn request_trailers_never_reach_the_upstream() {
+    // Over HTTP/2 to the upstream, trailers would be passed on as they came.
+    let (gw, alice) = gateway_with_alice(|c| c.upstream.http2 = true).await;
+    let request = format!(
+        "POST /app HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {alice}\r\n\
+         Transfer-Encoding: chunked\r\nTrailer: X-Authenticated-User, X-Original-URL\r\n\
+         Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Authenticated-User: admin\r\n\
+         X-Original-URL: /admin\r\n\r\n"
+    );
+    let answer = raw_answer(&gw, &request).await;
+    assert_eq!(raw::statuses(&answer), [200], "{answer}");
+    let received = gw.upstream.last();
+    assert_eq!(received.body.as_ref(), b"hello");
+    let trailers = received.trailers.unwrap_or_default();
+    assert!(
+        trailers.is_empty(),
+        "trailers reached the upstream: {trailers:?}"
+    );
+    assert_invariant(&gw);
 }
