@@ -32,7 +32,7 @@ pub struct Upstream {
     /// request would cost more than all the authentication work, and a pooled connection
     /// driven by another worker's thread would bring back the cross-thread wake-ups the
     /// workers exist to avoid.
-    clients: Arc<[Client<HttpConnector, Body>]>,
+    clients: Arc<[Pools]>,
     scheme: Scheme,
     authority: Authority,
     response_timeout: Duration,
@@ -60,16 +60,20 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
-        let client = || {
+        let client = |idle: usize| {
             Client::builder(TokioExecutor::new())
                 .http2_only(config.http2)
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_secs))
-                .pool_max_idle_per_host(config.pool_max_idle_per_host)
+                .pool_max_idle_per_host(idle)
                 .build(connector.clone())
         };
+        let pools = || Pools {
+            pooled: client(config.pool_max_idle_per_host),
+            fresh: client(0),
+        };
         Ok(Upstream {
-            clients: (0..workers.max(1)).map(|_| client()).collect(),
+            clients: (0..workers.max(1)).map(|_| pools()).collect(),
             scheme: Scheme::HTTP,
             authority,
             response_timeout: Duration::from_secs(config.response_timeout_secs),
@@ -92,8 +96,8 @@ impl Upstream {
         self.clients.len()
     }
 
-    /// The calling worker's pool (the first one off the workers).
-    fn client(&self) -> &Client<HttpConnector, Body> {
+    /// The calling worker's pools (the first ones off the workers).
+    fn worker_pools(&self) -> &Pools {
         let worker = crate::server::workers::current().unwrap_or(0);
         &self.clients[worker % self.clients.len()]
     }
@@ -121,8 +125,20 @@ impl Upstream {
         *request.version_mut() = self.version;
 
         let started = Instant::now();
-        let sent =
-            tokio::time::timeout(self.response_timeout, self.client().request(request)).await;
+        let pools = self.worker_pools();
+        let replay = Replay::of(&request);
+        let mut sent =
+            tokio::time::timeout(self.response_timeout, pools.pooled.request(request)).await;
+        // A kept-alive connection the upstream closed just as it was reused fails before any
+        // response byte (Node and uvicorn close idle ones after 5 s, gunicorn after 2 s). A
+        // request that can be sent again unchanged is, once, on a connection of its own.
+        if let (Ok(Err(error)), Some(replay)) = (&sent, replay)
+            && !error.is_connect()
+        {
+            tracing::debug!(%error, "reused upstream connection failed; retrying on a new one");
+            let left = self.response_timeout.saturating_sub(started.elapsed());
+            sent = tokio::time::timeout(left, pools.fresh.request(replay.request())).await;
+        }
         let mut response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
@@ -178,6 +194,50 @@ impl Upstream {
             tokio::time::timeout(self.connect_timeout, connect).await,
             Ok(Ok(_))
         )
+    }
+}
+
+/// One worker's connections to the upstream.
+struct Pools {
+    pooled: Client<HttpConnector, Body>,
+    /// Keeps no idle connection, so each request opens one: where a retry goes.
+    fresh: Client<HttpConnector, Body>,
+}
+
+/// What it takes to send a request again: only one whose method is idempotent (RFC 9110
+/// §9.2.2) and whose body is empty, so nothing was consumed that could not be replayed. A POST,
+/// or any streamed body, is never sent twice.
+struct Replay {
+    method: http::Method,
+    uri: Uri,
+    version: Version,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    fn of(request: &Request<Body>) -> Option<Replay> {
+        use http::Method;
+        let idempotent = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        let empty = http_body::Body::is_end_stream(request.body());
+        let upgrade = request.headers().contains_key(http::header::UPGRADE);
+        (idempotent && empty && !upgrade).then(|| Replay {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+        })
+    }
+
+    fn request(self) -> Request<Body> {
+        let mut request = Request::new(crate::response::full(bytes::Bytes::new()));
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        request
     }
 }
 

@@ -10,6 +10,7 @@ mod api_key_durability;
 mod api_keys;
 mod browser_ui;
 mod cli;
+mod faults;
 mod hostile;
 mod operations;
 mod persistence;
