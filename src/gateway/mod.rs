@@ -331,8 +331,12 @@ impl App {
 
     async fn readiness(&self) -> Response<Body> {
         let (store, upstream) = tokio::join!(self.store.ping(), self.upstream.reachable());
-        let store_ok = store.is_ok();
-        let status = if store_ok && upstream {
+        let store = match store {
+            Err(_) => "unavailable",
+            Ok(()) if !self.store.writable() => "read_only",
+            Ok(()) => "ok",
+        };
+        let status = if store == "ok" && upstream {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
@@ -346,7 +350,7 @@ impl App {
         };
         json(
             status,
-            &serde_json::json!({"store": word(store_ok), "upstream": word(upstream), "changes": changes}),
+            &serde_json::json!({"store": store, "upstream": word(upstream), "changes": changes}),
         )
     }
 

@@ -25,6 +25,9 @@ pub enum StoreError {
     UsernameTaken,
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The disk failed under the store (full, gone); the store reopens itself once it can.
+    #[error("store I/O failed: {0}")]
+    Io(String),
     #[error("corrupt record in table {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
     /// The change would leave no active administrator; nothing was changed.
@@ -119,6 +122,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Whether writes are going through: false while the disk refuses them (`/readyz` then
+    /// says `read_only`).
+    fn writable(&self) -> bool {
+        true
+    }
 
     /// Reports changes made by other processes sharing the store to `sink`, until the process
     /// ends. A store that one process owns has none to report.

@@ -98,3 +98,162 @@ async fn a_reused_connection_the_upstream_closed_is_retried_once_when_it_is_safe
         "the POST was sent once"
     );
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status();
+        assert!(
+            mounted.is_ok_and(|s| s.success()),
+            "this test mounts a {size} tmpfs to fill it and must run as root (CI does): \
+             mount -t tmpfs failed"
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Grows a filler file until the disk refuses another byte.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&filler)
+            .unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        while file.write_all(&chunk[..512]).is_ok() {}
+        let _ = file.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+async fn create_user(gw: &TestGateway, admin: &str, name: &str) -> StatusCode {
+    let body = serde_json::json!({"username": name, "password": "a-long-password", "roles": []});
+    let request = gw
+        .client
+        .post(gw.api("/users/"))
+        .bearer_auth(admin)
+        .json(&body);
+    request.fetch_status().await
+}
+
+async fn readiness(gw: &TestGateway) -> (StatusCode, serde_json::Value) {
+    crate::common::json_of(gw.client.get(gw.url("/readyz")).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn after_the_disk_fills_and_empties_the_store_heals_without_a_restart() {
+    let disk = SmallDisk::mount("4m");
+    let data = disk.path().join("data");
+    let gw = TestGateway::start_with(|c| c.data_dir = data.clone()).await;
+    let admin = gw.admin_token().await;
+    let key = gw.client.post(gw.api("/api-keys/")).bearer_auth(&admin);
+    let key: serde_json::Value = key.fetch_json().await;
+    let (key_id, secret) = (key["id"].as_str().unwrap(), key["key"].as_str().unwrap());
+
+    // Writes go on until the disk is full; every one answered 201 must survive. A failed
+    // write can leave room behind it (the store gives back what it had allocated), so the
+    // filler takes that too, until writes fail twice in a row.
+    let mut filler = disk.fill();
+    let mut acknowledged = Vec::new();
+    let mut failed_in_a_row = 0;
+    for n in 0..500 {
+        let name = format!("user{n}");
+        match create_user(&gw, &admin, &name).await {
+            StatusCode::CREATED => {
+                acknowledged.push(name);
+                failed_in_a_row = 0;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                failed_in_a_row += 1;
+                if failed_in_a_row == 2 {
+                    break;
+                }
+                filler = disk.fill();
+            }
+            other => panic!("creating {name}: {other}"),
+        }
+    }
+    assert_eq!(failed_in_a_row, 2, "the disk never filled");
+    let (status, body) = readiness(&gw).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["store"], "read_only");
+    let revoke = gw.client.delete(gw.api(&format!("/api-keys/{key_id}/")));
+    let status = revoke.bearer_auth(&admin).fetch_status().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no room to revoke");
+
+    // Room again: the store comes back by itself, no restart.
+    std::fs::remove_file(filler).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = readiness(&gw).await;
+        if status == StatusCode::OK {
+            assert_eq!(body["store"], "ok");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready again: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(create_user(&gw, &admin, "after").await, StatusCode::CREATED);
+    acknowledged.push("after".into());
+    let revoke = gw.client.delete(gw.api(&format!("/api-keys/{key_id}/")));
+    assert_eq!(
+        revoke.bearer_auth(&admin).fetch_status().await,
+        StatusCode::NO_CONTENT
+    );
+    let with_key = gw.client.get(gw.url("/app")).header("x-api-key", secret);
+    assert_eq!(with_key.fetch_status().await, StatusCode::UNAUTHORIZED);
+
+    // Every acknowledged write is there, and still there after a restart.
+    let listed = |users: serde_json::Value| -> Vec<String> {
+        let users = users.as_array().unwrap().iter();
+        users
+            .map(|u| u["username"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let users = gw.client.get(gw.api("/users/")).bearer_auth(&admin);
+    let names = listed(users.fetch_json().await);
+    for name in &acknowledged {
+        assert!(names.contains(name), "{name} was acknowledged and lost");
+    }
+    let (config, upstream, dir) = gw.stop().await;
+    let gw = TestGateway::start_in(config, upstream, dir).await;
+    let admin = gw.admin_token().await;
+    let users = gw.client.get(gw.api("/users/")).bearer_auth(&admin);
+    let names = listed(users.fetch_json().await);
+    for name in &acknowledged {
+        assert!(names.contains(name), "{name} lost across a restart");
+    }
+    drop(gw);
+}

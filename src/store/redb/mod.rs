@@ -13,18 +13,26 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+mod handle;
 mod rows;
 
+use self::handle::Handle;
 use self::rows::*;
 use super::records::*;
 use super::{Store, StoreError, StoreResult};
 
-/// Turns each redb error type into a `StoreError` so closures can use `?`.
+/// Turns each redb error type into a `StoreError` so closures can use `?`; an I/O failure is
+/// told apart, since it leaves the `Database` unusable until reopened.
 macro_rules! unavailable_from {
     ($($error:ty),*) => {$(
         impl From<$error> for StoreError {
             fn from(e: $error) -> Self {
-                StoreError::Unavailable(redb::Error::from(e).to_string())
+                match redb::Error::from(e) {
+                    error @ (redb::Error::Io(_) | redb::Error::PreviousIo) => {
+                        StoreError::Io(error.to_string())
+                    }
+                    error => StoreError::Unavailable(error.to_string()),
+                }
             }
         }
     )*};
@@ -40,27 +48,19 @@ unavailable_from!(
 
 #[derive(Clone)]
 pub struct RedbStore {
-    /// `Database` is internally synchronized; the `Arc` lets blocking tasks share it.
-    db: Arc<Database>,
+    /// `Database` is internally synchronized; the handle lets blocking tasks share it, and
+    /// replaces it after an I/O error.
+    handle: Arc<Handle>,
 }
 
 impl RedbStore {
     /// Opens or creates the file. A file that is not a valid redb database (truncated,
     /// corrupted, something else) is an error naming it, never silently replaced.
     pub fn open(path: &Path) -> StoreResult<RedbStore> {
-        let open_error = |reason: String| StoreError::Open {
-            path: path.to_path_buf(),
-            reason,
-        };
-        create_private_file(path).map_err(|e| open_error(e.to_string()))?;
-        let db = Database::builder()
-            .set_check_integrity_on_open(true)
-            .create(path)
-            .map_err(|e| open_error(e.to_string()))?;
-        let txn = db.begin_write().map_err(|e| open_error(e.to_string()))?;
-        create_tables(&txn).map_err(|e| open_error(e.to_string()))?;
-        txn.commit().map_err(|e| open_error(e.to_string()))?;
-        Ok(RedbStore { db: Arc::new(db) })
+        let db = open_database(path)?;
+        Ok(RedbStore {
+            handle: Arc::new(Handle::new(path, db)),
+        })
     }
 
     async fn blocking<T, F>(&self, work: F) -> StoreResult<T>
@@ -68,10 +68,17 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+        let handle = self.handle.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = handle.get()?;
+            let result = work(&db);
+            if let Err(StoreError::Io(_)) = &result {
+                handle.discard(&db);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
@@ -79,14 +86,38 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
     {
-        self.blocking(move |db| {
-            let txn = db.begin_write()?;
-            let out = work(&txn)?;
-            txn.commit()?;
-            Ok(out)
-        })
-        .await
+        let result = self
+            .blocking(move |db| {
+                let txn = db.begin_write()?;
+                let out = work(&txn)?;
+                txn.commit()?;
+                Ok(out)
+            })
+            .await;
+        match &result {
+            Ok(_) => self.handle.record_write(true),
+            Err(StoreError::Io(_)) => self.handle.record_write(false),
+            Err(_) => {}
+        }
+        result
     }
+}
+
+/// Opens (or creates) the file, checks its integrity and makes sure every table exists.
+fn open_database(path: &Path) -> StoreResult<Database> {
+    let open_error = |reason: String| StoreError::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    create_private_file(path).map_err(|e| open_error(e.to_string()))?;
+    let db = Database::builder()
+        .set_check_integrity_on_open(true)
+        .create(path)
+        .map_err(|e| open_error(e.to_string()))?;
+    let txn = db.begin_write().map_err(|e| open_error(e.to_string()))?;
+    create_tables(&txn).map_err(|e| open_error(e.to_string()))?;
+    txn.commit().map_err(|e| open_error(e.to_string()))?;
+    Ok(db)
 }
 
 fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -508,12 +539,31 @@ impl Store for RedbStore {
         .await
     }
 
+    /// Reads, and while writes are failing, tries one: the only way to learn that the disk has
+    /// room again when nobody else writes.
     async fn ping(&self) -> StoreResult<()> {
         self.blocking(|db| {
             db.begin_read()?.open_table(COUNTERS)?;
             Ok(())
         })
-        .await
+        .await?;
+        if !self.handle.writes_ok() {
+            let now = crate::clock::now_secs();
+            let probe = self
+                .write(move |txn| {
+                    txn.open_table(COUNTERS)?.insert("write_probe", now)?;
+                    Ok(())
+                })
+                .await;
+            if let Err(error) = probe {
+                tracing::debug!(%error, "store still refuses writes");
+            }
+        }
+        Ok(())
+    }
+
+    fn writable(&self) -> bool {
+        self.handle.writes_ok()
     }
 }
 
