@@ -14,6 +14,7 @@ mod faults;
 mod hostile;
 mod operations;
 mod persistence;
+mod postgres_tls;
 mod proxy;
 mod reload;
 mod replicas;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::store::{Change, ChangeSink};
 
@@ -37,10 +37,15 @@ impl Change {
 }
 
 /// Listens until the process ends, reconnecting as needed.
-pub async fn follow(config: tokio_postgres::Config, listening: Arc<AtomicBool>, sink: ChangeSink) {
+pub async fn follow(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    listening: Arc<AtomicBool>,
+    sink: ChangeSink,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let (notifications, mut received) = tokio::sync::mpsc::unbounded_channel();
                 // The connection delivers notifications only while polled; when it ends, the
@@ -81,7 +86,10 @@ pub async fn follow(config: tokio_postgres::Config, listening: Arc<AtomicBool>, 
                     "lost the change feed; caches fall back to their TTL until it returns"
                 );
             }
-            Err(error) => tracing::warn!(%error, "cannot open the change feed"),
+            Err(error) => {
+                let error = super::tls::describe(&error);
+                tracing::warn!(%error, "cannot open the change feed");
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));

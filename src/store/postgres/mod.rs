@@ -7,6 +7,7 @@
 
 mod listen;
 mod migrations;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -14,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, NoTls, Row};
+use tokio_postgres::{GenericClient, Row};
 
 use listen::CHANNEL;
 
@@ -27,6 +28,8 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     /// Whether the notification connection is up; `/readyz` reports it.
     listening: Arc<AtomicBool>,
+    /// TLS as the URL's `sslmode` and `sslrootcert` ask, for the pool and the notifications.
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -49,12 +52,10 @@ impl PostgresStore {
             path: redact(url).into(),
             reason,
         };
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| open_error(e.to_string()))?;
+        let (config, connector) = tls::parse(url).map_err(open_error)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -66,13 +67,17 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| open_error(e.to_string()))?;
-        let mut client = pool.get().await.map_err(|e| open_error(e.to_string()))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| open_error(tls::describe(&e)))?;
         migrations::apply(&mut client)
             .await
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(|e| open_error(tls::describe(&e)))?;
         Ok(PostgresStore {
             pool,
             config,
+            connector,
             listening: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -646,7 +651,13 @@ impl Store for PostgresStore {
     }
 
     async fn follow_changes(&self, sink: super::ChangeSink) {
-        listen::follow(self.config.clone(), self.listening.clone(), sink).await
+        listen::follow(
+            self.config.clone(),
+            self.connector.clone(),
+            self.listening.clone(),
+            sink,
+        )
+        .await
     }
 
     fn following_changes(&self) -> bool {
