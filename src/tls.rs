@@ -102,7 +102,23 @@ fn load_certified_key(
         return Err(file_error(cert, "no certificate found".into()));
     }
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e.to_string()))?;
-    CertifiedKey::from_der(chain, private, provider).map_err(|e| file_error(key, e.to_string()))
+    let signing = provider
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| file_error(key, e.to_string()))?;
+    // A key that loads but does not match is the certificate's problem as often as the key's:
+    // name the certificate, which is what a renewal usually replaced.
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(_)) => Err(file_error(
+            cert,
+            format!("does not match the private key in {}", key.display()),
+        )),
+        Err(e) => Err(file_error(cert, e.to_string())),
+    }
 }
 
 /// A certificate for `names`, valid for the usual rcgen period, key written 0600.

@@ -121,6 +121,23 @@ async fn a_new_certificate_serves_new_handshakes_while_old_connections_keep_work
         served_certificate(process.addr, &dir.path().join("second.pem")).await,
         second
     );
+
+    // A good certificate for another key: the log names the certificate, not the key.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(tls.join("tls.crt"), other.cert.pem()).unwrap();
+    sighup(&process);
+    wait_for_log(&process, "does not match the private key", 0).await;
+    let crt = tls.join("tls.crt").display().to_string();
+    assert!(
+        process
+            .log_text()
+            .contains(&format!("{crt}: does not match the private key in")),
+        "the refusal names {crt}"
+    );
+    assert_eq!(
+        served_certificate(process.addr, &dir.path().join("second.pem")).await,
+        second
+    );
 }
 
 #[tokio::test]
