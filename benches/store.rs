@@ -104,9 +104,13 @@ async fn revocation_delay(url: &str) {
     let mut samples = Vec::new();
     for user in 1..=500u64 {
         let key = apikey::generate(user, 0).unwrap().record;
-        a.insert_api_key(key.clone()).await.unwrap();
+        a.insert_api_key(key.clone(), &portcullis::store::Actor::cli())
+            .await
+            .unwrap();
         let started = Instant::now();
-        a.revoke_api_key(&key.id, 1).await.unwrap();
+        a.revoke_api_key(&key.id, &portcullis::store::Actor::cli())
+            .await
+            .unwrap();
         loop {
             let id = tokio::time::timeout(Duration::from_secs(5), hearing.recv())
                 .await

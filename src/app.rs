@@ -115,6 +115,8 @@ impl App {
         let keyring = Keyring::load_or_create(&config.signing_key_path(), config.auth.algorithm)?;
         warn_if_readable_by_others(&config.signing_key_path());
         let caches = Arc::new(Caches::new(&config.cache, metrics.clone()));
+        // The caches follow what the store commits, from this process and (PostgreSQL) others.
+        store.feed().follow_with(cache_invalidation(&caches));
         let tokens = Tokens::new(&config.auth, keyring);
         let state = State {
             auth: Authenticator::new(tokens, store.clone(), caches.clone()),
@@ -142,13 +144,7 @@ impl App {
     /// Follows changes other replicas make to the shared store, dropping what they changed
     /// from this process's caches.
     pub async fn follow_changes(self) {
-        let caches = self.caches.clone();
-        let sink: ChangeSink = Arc::new(move |change| match change {
-            Change::User(id) => caches.invalidate_user(id),
-            Change::ApiKey(id) => caches.invalidate_key(&id),
-            Change::Session(id) => caches.invalidate_session(&id),
-            Change::Everything => caches.invalidate_all(),
-        });
+        let sink = cache_invalidation(&self.caches);
         self.store.follow_changes(sink).await;
     }
 
@@ -182,6 +178,17 @@ impl App {
             tracing::warn!(%error, "recording API key use failed");
         }
     }
+}
+
+/// Drops from the caches whatever a change touched.
+fn cache_invalidation(caches: &Arc<Caches>) -> ChangeSink {
+    let caches = caches.clone();
+    Arc::new(move |change| match change {
+        Change::User(id) => caches.invalidate_user(id),
+        Change::ApiKey(id) => caches.invalidate_key(&id),
+        Change::Session(id) => caches.invalidate_session(&id),
+        Change::Everything => caches.invalidate_all(),
+    })
 }
 
 /// A configuration value a constructor refused: validation lets none through, and none is

@@ -4,7 +4,7 @@ use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::body::read_fields;
-use super::{audit, caller};
+use super::{actor, caller};
 use crate::app::App;
 use crate::auth::apikey;
 use crate::clock::{now_secs, rfc3339};
@@ -68,17 +68,9 @@ pub async fn create(
         ApiError::Internal
     })?;
     let record = new.record;
-    if let Some(previous) = app.store.insert_api_key(record.clone()).await? {
-        app.caches.invalidate_key(&previous);
-    }
-    audit(
-        app,
-        ctx,
-        "api_key_created",
-        Some(&principal.user.username),
-        Some(record.id.clone()),
-    )
-    .await;
+    app.store
+        .insert_api_key(record.clone(), &actor(ctx, &principal))
+        .await?;
     let mut body = key_json(app, &record);
     body["key"] = Value::String(new.key);
     Ok(json(StatusCode::CREATED, &body))
@@ -97,15 +89,8 @@ pub async fn revoke(
     if key.user_id != principal.user.id && !principal.user.is_admin {
         return Err(ApiError::NotFound);
     }
-    app.store.revoke_api_key(id, now_secs()).await?;
-    app.caches.invalidate_key(id);
-    audit(
-        app,
-        ctx,
-        "api_key_revoked",
-        Some(&principal.user.username),
-        Some(id.to_string()),
-    )
-    .await;
+    app.store
+        .revoke_api_key(id, &actor(ctx, &principal))
+        .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

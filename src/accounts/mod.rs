@@ -15,7 +15,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::gateway::RequestContext;
 use crate::response::Body;
-use crate::store::NewAuditEvent;
+use crate::store::{Actor, NewAuditEvent};
 
 pub async fn handle(
     app: &App,
@@ -113,8 +113,17 @@ async fn admin(
     Ok(principal)
 }
 
-/// Records a security event. The audit trail must not turn a completed action into an error
-/// response, so a failed write is logged instead.
+/// Who acts, for the audit events the store writes with a change.
+fn actor(ctx: &RequestContext, principal: &Principal) -> Actor {
+    Actor {
+        name: principal.user.username.clone(),
+        client_ip: Some(ctx.client_ip.to_string()),
+    }
+}
+
+/// Records a security event that changes nothing in the store (a login, a logout). The audit
+/// trail must not turn a completed action into an error response, so a failed write is logged
+/// instead.
 pub async fn audit(
     app: &App,
     ctx: &RequestContext,

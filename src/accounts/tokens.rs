@@ -199,7 +199,6 @@ pub async fn refresh(
     {
         RotateOutcome::Rotated => {}
         RotateOutcome::ReuseDetected => {
-            app.caches.invalidate_session(&claims.sid);
             tracing::warn!(user = %user.username, "refresh token reused; session revoked");
             audit(
                 app,
@@ -246,7 +245,6 @@ pub async fn logout(
     let now = crate::clock::now_secs();
     for session in &sessions {
         app.store.revoke_family(session, now).await?;
-        app.caches.invalidate_session(session);
     }
     audit(app, ctx, "logout", Some(&principal.user.username), None).await;
     Ok(json(

@@ -4,7 +4,7 @@ use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::body::{Fields, field_error, read_fields};
-use super::{admin, audit, caller};
+use super::{actor, admin, caller};
 use crate::app::App;
 use crate::auth::jwt::TokenType;
 use crate::auth::{AuthMethod, UserState, names};
@@ -62,7 +62,7 @@ pub async fn create(
     };
     let user = app
         .store
-        .create_user(new)
+        .create_user(new, &actor(ctx, &principal))
         .await
         .map_err(|error| match error {
             StoreError::UsernameTaken => {
@@ -70,14 +70,6 @@ pub async fn create(
             }
             other => other.into(),
         })?;
-    audit(
-        app,
-        ctx,
-        "user_created",
-        Some(&principal.user.username),
-        Some(user.username.clone()),
-    )
-    .await;
     Ok(json(StatusCode::CREATED, &user_json(&user)))
 }
 
@@ -98,7 +90,7 @@ pub async fn get(
 }
 
 /// Changes password, roles, `is_admin` or `is_active`. A password change or a deactivation
-/// revokes every token and the API key of the user at once.
+/// revokes every token and the API key of the user at once, in the same store transaction.
 pub async fn update(
     app: &App,
     request: Request<Body>,
@@ -125,28 +117,11 @@ pub async fn update(
             .map_err(|why| field_error("password", &why))?;
         patch.password_hash = Some(hash_password(app, &password).await?);
     }
-    let revokes_credentials = patch.password_hash.is_some() || patch.is_active == Some(false);
-    if revokes_credentials {
-        // Tokens issued up to and including this second are rejected; see `Tokens::issue`.
-        patch.tokens_valid_after = Some(now_secs() + 1);
-    }
     let user = app
         .store
-        .update_user(id, patch)
+        .update_user(id, patch, &actor(ctx, &principal), "user_changed")
         .await?
         .ok_or(ApiError::NotFound)?;
-    if revokes_credentials {
-        revoke_api_key_of(app, id, now_secs()).await?;
-    }
-    app.caches.invalidate_user(id);
-    audit(
-        app,
-        ctx,
-        "user_changed",
-        Some(&principal.user.username),
-        Some(user.username.clone()),
-    )
-    .await;
     Ok(json(StatusCode::OK, &user_json(&user)))
 }
 
@@ -161,20 +136,10 @@ pub async fn delete(
     if id == principal.user.id {
         return Err(ApiError::bad_request("You cannot delete your own account."));
     }
-    let user = app.store.user(id).await?.ok_or(ApiError::NotFound)?;
-    let revoked_key = app.store.delete_user(id).await?.ok_or(ApiError::NotFound)?;
-    if let Some(key_id) = revoked_key {
-        app.caches.invalidate_key(&key_id);
-    }
-    app.caches.invalidate_user(id);
-    audit(
-        app,
-        ctx,
-        "user_deleted",
-        Some(&principal.user.username),
-        Some(user.username),
-    )
-    .await;
+    app.store
+        .delete_user(id, &actor(ctx, &principal))
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -213,24 +178,13 @@ pub async fn change_own_password(
     let now = now_secs();
     let patch = UserPatch {
         password_hash: Some(password_hash),
-        tokens_valid_after: Some(now + 1),
         ..UserPatch::default()
     };
     let user = app
         .store
-        .update_user(user.id, patch)
+        .update_user(user.id, patch, &actor(ctx, &principal), "password_changed")
         .await?
         .ok_or(ApiError::NotFound)?;
-    revoke_api_key_of(app, user.id, now).await?;
-    app.caches.invalidate_user(user.id);
-    audit(
-        app,
-        ctx,
-        "password_changed",
-        Some(&user.username),
-        Some(user.username.clone()),
-    )
-    .await;
     let mut response = json(StatusCode::OK, &json!({ "detail": "Password changed." }));
     if principal.method == AuthMethod::Session
         && let Some(claims) = &principal.token
@@ -273,14 +227,6 @@ async fn hash_password(app: &App, password: &str) -> Result<String, ApiError> {
         tracing::error!(%error, "password hashing failed");
         ApiError::Internal
     })
-}
-
-/// Revokes the user's API key, in the store and in this process's cache.
-async fn revoke_api_key_of(app: &App, user: UserId, at: u64) -> Result<(), ApiError> {
-    if let Some(key_id) = app.store.revoke_user_api_key(user, at).await? {
-        app.caches.invalidate_key(&key_id);
-    }
-    Ok(())
 }
 
 fn roles_field(fields: &Fields) -> Result<Option<Vec<String>>, ApiError> {

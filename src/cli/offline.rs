@@ -11,7 +11,7 @@ use crate::auth::jwt::KeyFile;
 use crate::auth::password::Passwords;
 use crate::auth::{apikey, names};
 use crate::config::Config;
-use crate::store::{NewUser, Store, UserPatch};
+use crate::store::{Actor, NewUser, Store, UserPatch};
 
 /// What `store export` writes.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -93,14 +93,13 @@ pub async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
                 .hash(&password)
                 .await
                 .map_err(|e| CliError::Start(e.into()))?;
-            let user = store
-                .create_user(NewUser {
-                    username,
-                    password_hash,
-                    roles,
-                    is_admin: admin,
-                })
-                .await?;
+            let new = NewUser {
+                username,
+                password_hash,
+                roles,
+                is_admin: admin,
+            };
+            let user = store.create_user(new, &Actor::cli()).await?;
             println!("created user {} (id {})", user.username, user.id);
             if generated {
                 println!("password: {password}");
@@ -120,14 +119,13 @@ pub async fn user(config: &Config, action: UserAction) -> Result<(), CliError> {
                 .hash(&password)
                 .await
                 .map_err(|e| CliError::Start(e.into()))?;
-            let now = crate::clock::now_secs();
             let patch = UserPatch {
                 password_hash: Some(password_hash),
-                tokens_valid_after: Some(now + 1),
                 ..UserPatch::default()
             };
-            store.update_user(user.id, patch).await?;
-            store.revoke_user_api_key(user.id, now).await?;
+            store
+                .update_user(user.id, patch, &Actor::cli(), "password_changed")
+                .await?;
             println!(
                 "password changed for {}; their tokens and API key are revoked",
                 user.username
@@ -168,7 +166,9 @@ pub async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliErro
                 .ok_or_else(|| CliError::Usage(format!("no active user named {user:?}")))?;
             let new =
                 apikey::generate(owner.id, now).map_err(|e| CliError::Usage(e.to_string()))?;
-            let previous = store.insert_api_key(new.record.clone()).await?;
+            let previous = store
+                .insert_api_key(new.record.clone(), &Actor::cli())
+                .await?;
             println!("created API key {} for {}", new.record.id, owner.username);
             if let Some(previous) = previous {
                 println!("revoked the previous key {previous}");
@@ -176,10 +176,21 @@ pub async fn apikey(config: &Config, action: ApiKeyAction) -> Result<(), CliErro
             println!("key: {}", new.key);
             println!("Store it now: it is shown only this once.");
         }
-        ApiKeyAction::Revoke { id } => match store.revoke_api_key(&id, now).await? {
-            Some(_) => println!("revoked API key {id}"),
-            None => return Err(CliError::Usage(format!("no API key with id {id:?}"))),
-        },
+        ApiKeyAction::Revoke { id } => {
+            // `apikey list` shows the prefix `pcs_<id>`; either form names the key.
+            let id = id.strip_prefix("pcs_").unwrap_or(&id);
+            match store.revoke_api_key(id, &Actor::cli()).await? {
+                Some(revoked) if revoked.newly => println!("revoked API key {id}"),
+                Some(revoked) => println!(
+                    "API key {id} was already revoked at {}",
+                    revoked
+                        .key
+                        .revoked_at
+                        .map_or("-".into(), crate::clock::rfc3339)
+                ),
+                None => return Err(CliError::Usage(format!("no API key with id {id:?}"))),
+            }
+        }
         ApiKeyAction::List => {
             let names: std::collections::HashMap<u64, String> = store
                 .users()

@@ -3,7 +3,11 @@
 //!
 //! Every operation that must be atomic (one active key per user, refresh rotation, unique
 //! usernames, the first admin) is a single trait method, so each backend makes it one
-//! transaction instead of the caller composing reads and writes that could interleave.
+//! transaction instead of the caller composing reads and writes that could interleave. A
+//! security change (a deactivation, a password, roles, a deletion, a revoked or replaced key)
+//! is one such transaction with everything that follows from it: the bumped
+//! `tokens_valid_after`, the revoked key, the audit events. Once it commits, the store reports
+//! what changed to the [`ChangeFeed`] the caches follow; no caller invalidates a cache itself.
 
 mod postgres;
 pub mod records;
@@ -40,7 +44,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A change made by another process sharing the store, which caches must drop.
+/// A change to what the caches hold, reported by the store that committed it (and, with
+/// PostgreSQL, by every other replica's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     User(UserId),
@@ -52,34 +57,88 @@ pub enum Change {
 
 pub type ChangeSink = std::sync::Arc<dyn Fn(Change) + Send + Sync>;
 
+/// Where a store reports the changes it committed: called synchronously after the commit, so
+/// the change is in effect for the very next request in this process.
+#[derive(Clone, Default)]
+pub struct ChangeFeed(std::sync::Arc<std::sync::OnceLock<ChangeSink>>);
+
+impl ChangeFeed {
+    /// Sends every later change to `sink` (the first sink set stays).
+    pub fn follow_with(&self, sink: ChangeSink) {
+        let _ = self.0.set(sink);
+    }
+
+    pub fn publish(&self, change: Change) {
+        if let Some(sink) = self.0.get() {
+            sink(change);
+        }
+    }
+}
+
+/// Who makes a change, for the audit events the store writes in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// A username, or `cli` for the command line.
+    pub name: String,
+    pub client_ip: Option<String>,
+}
+
+impl Actor {
+    pub fn cli() -> Actor {
+        Actor {
+            name: "cli".into(),
+            client_ip: None,
+        }
+    }
+
+    pub fn event(&self, kind: &'static str, target: impl Into<String>) -> NewAuditEvent {
+        NewAuditEvent {
+            kind,
+            actor: Some(self.name.clone()),
+            target: Some(target.into()),
+            client_ip: self.client_ip.clone(),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
     /// Usernames are unique and looked up without regard to case.
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     async fn users(&self) -> StoreResult<Vec<UserRecord>>;
-    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord>;
+    /// Creates the user and writes `user_created`.
+    async fn create_user(&self, user: NewUser, actor: &Actor) -> StoreResult<UserRecord>;
     /// Creates `user` only when there are no users at all: the bootstrap admin, exactly once
     /// however many replicas start together.
     async fn create_first_user(&self, user: NewUser) -> StoreResult<Option<UserRecord>>;
-    /// Applies `patch`; refuses with [`StoreError::LastAdmin`], in the same transaction, a
-    /// change that would leave no active administrator.
-    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>>;
-    /// Removes the user and revokes their active key; returns the revoked key id, if any.
-    /// Refuses to delete the last active administrator.
-    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>>;
+    /// Applies `patch` ([`UserRecord::apply`]); one that revokes credentials also revokes the
+    /// user's key. Writes an event of `kind` (and `api_key_revoked`). Refuses with
+    /// [`StoreError::LastAdmin`], in the same transaction, a change that would leave no active
+    /// administrator.
+    async fn update_user(
+        &self,
+        id: UserId,
+        patch: UserPatch,
+        actor: &Actor,
+        kind: &'static str,
+    ) -> StoreResult<Option<UserRecord>>;
+    /// Removes the user and revokes their active key, writing `user_deleted` (and
+    /// `api_key_revoked`). Refuses to delete the last active administrator.
+    async fn delete_user(&self, id: UserId, actor: &Actor) -> StoreResult<Option<DeletedUser>>;
 
-    /// Stores `key` as its user's active key and revokes the previous one, whose id it returns.
-    async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<Option<String>>;
+    /// Stores `key` as its user's active key and revokes the previous one, whose id it returns;
+    /// writes `api_key_created` (and `api_key_revoked` for the one it replaced).
+    async fn insert_api_key(&self, key: ApiKeyRecord, actor: &Actor)
+    -> StoreResult<Option<String>>;
     async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
     /// The key, only if it is unrevoked and its user's one active key: what the key check
     /// reads, so the invariant holds there too even if a row broke it.
     async fn active_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
     async fn api_keys(&self, user: Option<UserId>) -> StoreResult<Vec<ApiKeyRecord>>;
-    /// Revokes a key (idempotent); `None` when there is no such key.
-    async fn revoke_api_key(&self, id: &str, at: u64) -> StoreResult<Option<ApiKeyRecord>>;
-    /// Revokes the user's active key, if any, and returns its id.
-    async fn revoke_user_api_key(&self, user: UserId, at: u64) -> StoreResult<Option<String>>;
+    /// Revokes a key, writing `api_key_revoked` if it was active; `None` when there is no such
+    /// key. Revoking a revoked key changes nothing.
+    async fn revoke_api_key(&self, id: &str, actor: &Actor) -> StoreResult<Option<RevokedKey>>;
     /// Writes a batch of `last_used_at` times at once (they are kept in memory in between).
     async fn record_api_key_use(&self, uses: Vec<(String, u64)>) -> StoreResult<()>;
 
@@ -128,6 +187,9 @@ pub trait Store: Send + Sync + 'static {
     fn writable(&self) -> bool {
         true
     }
+
+    /// Where this store reports the changes it commits.
+    fn feed(&self) -> &ChangeFeed;
 
     /// Reports changes made by other processes sharing the store to `sink`, until the process
     /// ends. A store that one process owns has none to report.

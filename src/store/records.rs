@@ -35,7 +35,51 @@ pub struct UserPatch {
     pub roles: Option<Vec<String>>,
     pub is_admin: Option<bool>,
     pub is_active: Option<bool>,
+    /// Moves `tokens_valid_after` forward (never back).
     pub tokens_valid_after: Option<u64>,
+}
+
+impl UserRecord {
+    /// Applies `patch` at `now`, as both backends do inside their transaction. A new password
+    /// or a deactivation revokes every credential the user holds: `tokens_valid_after` moves
+    /// past this second (tokens issued up to and including it are refused; see
+    /// `Tokens::issue`), and the return value tells the store to revoke the API key too.
+    pub fn apply(&mut self, patch: UserPatch, now: u64) -> bool {
+        let revokes_credentials = patch.password_hash.is_some() || patch.is_active == Some(false);
+        if let Some(hash) = patch.password_hash {
+            self.password_hash = hash;
+        }
+        if let Some(roles) = patch.roles {
+            self.roles = roles;
+        }
+        if let Some(is_admin) = patch.is_admin {
+            self.is_admin = is_admin;
+        }
+        if let Some(is_active) = patch.is_active {
+            self.is_active = is_active;
+        }
+        let mut after = patch.tokens_valid_after.unwrap_or(0);
+        if revokes_credentials {
+            after = after.max(now + 1);
+        }
+        self.tokens_valid_after = self.tokens_valid_after.max(after);
+        self.updated_at = now;
+        revokes_credentials
+    }
+}
+
+/// What deleting a user removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedUser {
+    pub username: String,
+    pub revoked_key: Option<String>,
+}
+
+/// A key after `revoke_api_key`, and whether this call revoked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedKey {
+    pub key: ApiKeyRecord,
+    pub newly: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

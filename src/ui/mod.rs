@@ -234,7 +234,6 @@ async fn sign_out(
         app.store
             .revoke_family(&claims.sid, crate::clock::now_secs())
             .await?;
-        app.caches.invalidate_session(&claims.sid);
         crate::accounts::audit(app, ctx, "logout", Some(&claims.username), None).await;
     }
     let mut response = redirect(&format!("{}/login", app.config.ui.path));

@@ -257,3 +257,63 @@ async fn after_the_disk_fills_and_empties_the_store_heals_without_a_restart() {
     }
     drop(gw);
 }
+
+#[tokio::test]
+async fn a_deactivation_cut_off_halfway_leaves_the_user_unchanged() {
+    let proxy = crate::common::tcp_proxy::TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let schema = crate::common::postgres::PgSchema::create_via(&proxy.addr.to_string()).await;
+    // In clear, so the relay sees which statement goes by.
+    let url = format!("{}&sslmode=disable", schema.url);
+    let gw = TestGateway::start_with(|c| {
+        c.store.backend = portcullis::config::StoreBackend::Postgres;
+        c.store.url = Some(url);
+    })
+    .await;
+    let admin = gw.admin_token().await;
+    let dora = gw.create_user(&admin, "dora", "dora-password-1", &[]).await;
+    let key = gw.client.post(gw.api("/api-keys/")).bearer_auth(&admin);
+    let key: serde_json::Value = key
+        .json(&serde_json::json!({"user": dora}))
+        .fetch_json()
+        .await;
+    let secret = key["key"].as_str().unwrap().to_string();
+    let with_key = || gw.client.get(gw.url("/app")).header("x-api-key", &secret);
+    assert_eq!(with_key().fetch_status().await, StatusCode::OK);
+
+    // The connection dies as the deactivation revokes the key, after it changed the user row.
+    proxy.cut_on(b"UPDATE api_keys SET revoked_at");
+    let deactivate = || {
+        gw.client
+            .patch(gw.api(&format!("/users/{dora}/")))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"is_active": false}))
+    };
+    assert_eq!(
+        deactivate().fetch_status().await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    proxy.disarm();
+
+    // Nothing of it happened: the user is active, the key works, no event claims otherwise.
+    let user = gw
+        .client
+        .get(gw.api(&format!("/users/{dora}/")))
+        .bearer_auth(&admin);
+    assert_eq!(user.fetch_json().await["is_active"], true);
+    assert_eq!(with_key().fetch_status().await, StatusCode::OK);
+    let audit = gw.client.get(gw.api("/audit/")).bearer_auth(&admin);
+    let audit: serde_json::Value = audit.fetch_json().await;
+    let changed = audit["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "user_changed" && e["target"] == "dora");
+    assert!(
+        !changed,
+        "an event for a change that did not happen: {audit}"
+    );
+
+    // Done again in one piece, all of it at once.
+    assert_eq!(deactivate().fetch_status().await, StatusCode::OK);
+    assert_eq!(with_key().fetch_status().await, StatusCode::UNAUTHORIZED);
+}

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use portcullis::store::{
-    ApiKeyRecord, NewAuditEvent, NewUser, PostgresStore, RedbStore, RefreshFamily, RotateOutcome,
-    Store, StoreError, UserPatch, UserRecord,
+    Actor, ApiKeyRecord, Change, DeletedUser, NewAuditEvent, NewUser, PostgresStore, RedbStore,
+    RefreshFamily, RotateOutcome, Store, StoreError, UserPatch, UserRecord,
 };
 
 use crate::common::postgres::PgSchema;
@@ -46,9 +46,12 @@ async fn users_and_usernames(store: &dyn Store) {
             .is_none(),
         "only once"
     );
-    let alice = store.create_user(new_user("Alice")).await.unwrap();
+    let alice = store
+        .create_user(new_user("Alice"), &Actor::cli())
+        .await
+        .unwrap();
     assert!(matches!(
-        store.create_user(new_user("alice")).await,
+        store.create_user(new_user("alice"), &Actor::cli()).await,
         Err(StoreError::UsernameTaken)
     ));
     assert_eq!(
@@ -68,29 +71,50 @@ async fn users_and_usernames(store: &dyn Store) {
         tokens_valid_after: Some(500),
         ..UserPatch::default()
     };
-    let changed = store.update_user(alice.id, patch).await.unwrap().unwrap();
+    let changed = store
+        .update_user(alice.id, patch, &Actor::cli(), "user_changed")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (changed.roles.clone(), changed.tokens_valid_after),
         (vec!["a".to_string(), "b".to_string()], 500)
     );
     let earlier = UserPatch {
         tokens_valid_after: Some(100),
-        is_active: Some(false),
         ..UserPatch::default()
     };
-    let changed = store.update_user(alice.id, earlier).await.unwrap().unwrap();
+    let changed = store
+        .update_user(alice.id, earlier, &Actor::cli(), "user_changed")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         changed.tokens_valid_after, 500,
         "tokens_valid_after never moves back"
     );
+    let deactivate = UserPatch {
+        is_active: Some(false),
+        ..UserPatch::default()
+    };
+    let changed = store
+        .update_user(alice.id, deactivate, &Actor::cli(), "user_changed")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!changed.is_active);
+    let now = portcullis::clock::now_secs();
+    assert!(
+        changed.tokens_valid_after > now,
+        "a deactivation revokes every token issued up to now"
+    );
     assert_eq!(
         changed.password_hash, "$argon2id$hash",
         "untouched fields stay"
     );
     assert!(
         store
-            .update_user(9_999, UserPatch::default())
+            .update_user(9_999, UserPatch::default(), &Actor::cli(), "user_changed")
             .await
             .unwrap()
             .is_none()
@@ -106,18 +130,24 @@ async fn users_and_usernames(store: &dyn Store) {
 }
 
 async fn one_active_key_per_user(store: &dyn Store) {
-    let user = store.create_user(new_user("keyholder")).await.unwrap();
-    let other = store.create_user(new_user("other")).await.unwrap();
+    let user = store
+        .create_user(new_user("keyholder"), &Actor::cli())
+        .await
+        .unwrap();
+    let other = store
+        .create_user(new_user("other"), &Actor::cli())
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .insert_api_key(key("00000000000000a1", user.id, 10))
+            .insert_api_key(key("00000000000000a1", user.id, 10), &Actor::cli())
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .insert_api_key(key("00000000000000a2", user.id, 20))
+            .insert_api_key(key("00000000000000a2", user.id, 20), &Actor::cli())
             .await
             .unwrap()
             .as_deref(),
@@ -125,7 +155,7 @@ async fn one_active_key_per_user(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .insert_api_key(key("00000000000000b1", other.id, 30))
+            .insert_api_key(key("00000000000000b1", other.id, 30), &Actor::cli())
             .await
             .unwrap(),
         None
@@ -147,37 +177,55 @@ async fn one_active_key_per_user(store: &dyn Store) {
     );
     assert_eq!(store.api_keys(None).await.unwrap().len(), 3);
 
+    let cli = Actor::cli();
     let revoked = store
-        .revoke_api_key("00000000000000a2", 40)
+        .revoke_api_key("00000000000000a2", &cli)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(revoked.revoked_at, Some(40));
+    assert!(revoked.newly && revoked.key.revoked_at.is_some());
     let again = store
-        .revoke_api_key("00000000000000a2", 50)
+        .revoke_api_key("00000000000000a2", &cli)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(again.revoked_at, Some(40), "revocation is idempotent");
+    assert!(!again.newly);
+    assert_eq!(
+        again.key.revoked_at, revoked.key.revoked_at,
+        "revocation is idempotent"
+    );
     assert!(
         store
-            .revoke_api_key("ffffffffffffffff", 50)
+            .revoke_api_key("ffffffffffffffff", &cli)
             .await
             .unwrap()
             .is_none()
     );
-    assert_eq!(
+    // A new password revokes the user's key in the same transaction.
+    let password = UserPatch {
+        password_hash: Some("$argon2id$new".into()),
+        ..UserPatch::default()
+    };
+    store
+        .update_user(other.id, password, &cli, "password_changed")
+        .await
+        .unwrap()
+        .unwrap();
+    let b1 = store.api_key("00000000000000b1").await.unwrap().unwrap();
+    assert!(
+        b1.revoked_at.is_some(),
+        "the password change revoked the key"
+    );
+    assert!(
         store
-            .revoke_user_api_key(other.id, 60)
+            .active_api_key("00000000000000b1")
             .await
             .unwrap()
-            .as_deref(),
-        Some("00000000000000b1")
+            .is_none()
     );
-    assert_eq!(store.revoke_user_api_key(other.id, 61).await.unwrap(), None);
 
     store
-        .insert_api_key(key("00000000000000c1", user.id, 70))
+        .insert_api_key(key("00000000000000c1", user.id, 70), &Actor::cli())
         .await
         .unwrap();
     store
@@ -203,8 +251,11 @@ async fn one_active_key_per_user(store: &dyn Store) {
     );
 
     assert_eq!(
-        store.delete_user(user.id).await.unwrap(),
-        Some(Some("00000000000000c1".to_string()))
+        store.delete_user(user.id, &cli).await.unwrap(),
+        Some(DeletedUser {
+            username: "keyholder".into(),
+            revoked_key: Some("00000000000000c1".into()),
+        })
     );
     assert!(
         store
@@ -215,8 +266,43 @@ async fn one_active_key_per_user(store: &dyn Store) {
             .revoked_at
             .is_some()
     );
-    assert_eq!(store.delete_user(user.id).await.unwrap(), None);
-    store.create_user(new_user("keyholder")).await.unwrap();
+    assert_eq!(store.delete_user(user.id, &cli).await.unwrap(), None);
+    // Every change wrote its events, the replaced key's revocation among them.
+    let events: Vec<(String, Option<String>, Option<String>)> = store
+        .audit_events(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.actor, e.target))
+        .collect();
+    let cli_event = |kind: &str, target: &str| {
+        (
+            kind.to_string(),
+            Some("cli".to_string()),
+            Some(target.to_string()),
+        )
+    };
+    for expected in [
+        cli_event("user_created", "keyholder"),
+        cli_event("api_key_created", "00000000000000a1"),
+        cli_event("api_key_revoked", "00000000000000a1"),
+        cli_event("api_key_revoked", "00000000000000a2"),
+        cli_event("password_changed", "other"),
+        cli_event("api_key_revoked", "00000000000000b1"),
+        cli_event("user_deleted", "keyholder"),
+        cli_event("api_key_revoked", "00000000000000c1"),
+    ] {
+        assert!(events.contains(&expected), "{expected:?} not in {events:?}");
+    }
+    let revoked_twice = events
+        .iter()
+        .filter(|e| e.0 == "api_key_revoked" && e.2.as_deref() == Some("00000000000000a2"))
+        .count();
+    assert_eq!(revoked_twice, 1, "revoking a revoked key writes nothing");
+    store
+        .create_user(new_user("keyholder"), &Actor::cli())
+        .await
+        .unwrap();
 }
 
 async fn refresh_families(store: &dyn Store) {
@@ -299,7 +385,7 @@ async fn audit_trail(store: &dyn Store) {
     assert_eq!(newest, ["logout", "user_created"]);
     let last_id = store.audit_events(None, 2).await.unwrap()[1].id;
     let older: Vec<String> = store
-        .audit_events(Some(last_id), 10)
+        .audit_events(Some(last_id), 2)
         .await
         .unwrap()
         .into_iter()
@@ -337,7 +423,10 @@ async fn import_keeps_ids(store: &dyn Store) {
             .user_id,
         500
     );
-    let next = store.create_user(new_user("after-import")).await.unwrap();
+    let next = store
+        .create_user(new_user("after-import"), &Actor::cli())
+        .await
+        .unwrap();
     assert!(
         next.id > 500,
         "new ids never collide with imported ones: {}",
@@ -346,12 +435,66 @@ async fn import_keeps_ids(store: &dyn Store) {
     store.ping().await.unwrap();
 }
 
+/// What a store reports once a change has committed, and nothing for a change it refused.
+async fn changes_are_reported_when_committed(store: &dyn Store) {
+    let reported = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = reported.clone();
+    store
+        .feed()
+        .follow_with(Arc::new(move |change| sink.lock().unwrap().push(change)));
+    let taken = || std::mem::take(&mut *reported.lock().unwrap());
+    let cli = Actor::cli();
+    let user = store.create_user(new_user("reported"), &cli).await.unwrap();
+    store
+        .insert_api_key(key("00000000000007a1", user.id, 1), &cli)
+        .await
+        .unwrap();
+    store
+        .insert_api_key(key("00000000000007a2", user.id, 2), &cli)
+        .await
+        .unwrap();
+    assert_eq!(taken(), [Change::ApiKey("00000000000007a1".into())]);
+    let deactivate = UserPatch {
+        is_active: Some(false),
+        ..UserPatch::default()
+    };
+    store
+        .update_user(user.id, deactivate, &cli, "user_changed")
+        .await
+        .unwrap();
+    assert_eq!(
+        taken(),
+        [
+            Change::User(user.id),
+            Change::ApiKey("00000000000007a2".into())
+        ]
+    );
+    let admins: Vec<u64> = store
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.is_admin && u.is_active)
+        .map(|u| u.id)
+        .collect();
+    if let [only] = admins[..] {
+        let demote = UserPatch {
+            is_admin: Some(false),
+            ..UserPatch::default()
+        };
+        let refused = store.update_user(only, demote, &cli, "user_changed").await;
+        assert!(matches!(refused, Err(StoreError::LastAdmin)), "{refused:?}");
+        assert_eq!(taken(), [], "a refused change reports nothing");
+    }
+}
+
 async fn the_suite(store: Arc<dyn Store>) {
     users_and_usernames(&*store).await;
     one_active_key_per_user(&*store).await;
     refresh_families(&*store).await;
     audit_trail(&*store).await;
     import_keeps_ids(&*store).await;
+    changes_are_reported_when_committed(&*store).await;
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use tokio_postgres::{GenericClient, Row};
 use listen::CHANNEL;
 
 use super::records::*;
-use super::{Change, Store, StoreError, StoreResult};
+use super::{Actor, Change, ChangeFeed, Store, StoreError, StoreResult};
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -30,6 +30,8 @@ pub struct PostgresStore {
     listening: Arc<AtomicBool>,
     /// TLS as the URL's `sslmode` and `sslrootcert` ask, for the pool and the notifications.
     connector: tokio_postgres_rustls::MakeRustlsConnect,
+    /// What this replica commits, reported at once; other replicas hear it by `NOTIFY`.
+    feed: ChangeFeed,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -78,6 +80,7 @@ impl PostgresStore {
             pool,
             config,
             connector,
+            feed: ChangeFeed::default(),
             listening: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -183,11 +186,12 @@ async fn lock_active_admins(client: &impl GenericClient) -> StoreResult<Vec<User
     Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
 }
 
-/// Revokes the user's active key, if any, and returns its id.
+/// Revokes the user's active key, if any, with an `api_key_revoked` event; returns its id.
 async fn revoke_active_key(
     client: &impl GenericClient,
     user: UserId,
     at: u64,
+    actor: &Actor,
 ) -> StoreResult<Option<String>> {
     let row = client
         .query_opt(
@@ -197,9 +201,24 @@ async fn revoke_active_key(
         .await?;
     let id: Option<String> = row.map(|r| r.get("id"));
     if let Some(id) = &id {
+        insert_event(client, &actor.event("api_key_revoked", id), at).await?;
         announce(client, Change::ApiKey(id.clone())).await?;
     }
     Ok(id)
+}
+
+async fn insert_event(
+    client: &impl GenericClient,
+    event: &NewAuditEvent,
+    at: u64,
+) -> StoreResult<()> {
+    client
+        .execute(
+            "INSERT INTO audit_events (at, kind, actor, target, client_ip) VALUES ($1, $2, $3, $4, $5)",
+            &[&(at as i64), &event.kind, &event.actor, &event.target, &event.client_ip],
+        )
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -229,9 +248,14 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(user_from).collect())
     }
 
-    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
-        let client = self.pool.get().await?;
-        insert_user(client_of(&client), user).await
+    async fn create_user(&self, user: NewUser, actor: &Actor) -> StoreResult<UserRecord> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let user = insert_user(&*tx, user).await?;
+        let event = actor.event("user_created", &user.username);
+        insert_event(&*tx, &event, crate::clock::now_secs()).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     async fn create_first_user(&self, user: NewUser) -> StoreResult<Option<UserRecord>> {
@@ -253,7 +277,13 @@ impl Store for PostgresStore {
         Ok(created)
     }
 
-    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>> {
+    async fn update_user(
+        &self,
+        id: UserId,
+        patch: UserPatch,
+        actor: &Actor,
+        kind: &'static str,
+    ) -> StoreResult<Option<UserRecord>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let takes_admin_rights = patch.is_admin == Some(false) || patch.is_active == Some(false);
@@ -264,56 +294,82 @@ impl Store for PostgresStore {
         };
         let row = tx
             .query_opt(
-                "UPDATE users SET
-                    password_hash = COALESCE($2, password_hash),
-                    roles = COALESCE($3, roles),
-                    is_admin = COALESCE($4, is_admin),
-                    is_active = COALESCE($5, is_active),
-                    tokens_valid_after = GREATEST(tokens_valid_after, COALESCE($6::bigint, 0)),
-                    updated_at = $7
-                 WHERE id = $1 RETURNING *",
-                &[
-                    &(id as i64),
-                    &patch.password_hash,
-                    &patch.roles,
-                    &patch.is_admin,
-                    &patch.is_active,
-                    &patch.tokens_valid_after.map(|t| t as i64),
-                    &(crate::clock::now_secs() as i64),
-                ],
+                "SELECT * FROM users WHERE id = $1 FOR UPDATE",
+                &[&(id as i64)],
             )
             .await?;
-        let user = row.as_ref().map(user_from);
-        if let Some(user) = &user {
-            if admins == [user.id] && !is_active_admin(user) {
-                return Err(StoreError::LastAdmin);
-            }
-            announce(&*tx, Change::User(id)).await?;
+        let Some(mut user) = row.as_ref().map(user_from) else {
+            return Ok(None);
+        };
+        let now = crate::clock::now_secs();
+        let revokes_credentials = user.apply(patch, now);
+        if admins == [user.id] && !is_active_admin(&user) {
+            return Err(StoreError::LastAdmin);
         }
+        tx.execute(
+            "UPDATE users SET password_hash = $2, roles = $3, is_admin = $4, is_active = $5,
+                tokens_valid_after = $6, updated_at = $7 WHERE id = $1",
+            &[
+                &(id as i64),
+                &user.password_hash,
+                &user.roles,
+                &user.is_admin,
+                &user.is_active,
+                &(user.tokens_valid_after as i64),
+                &(now as i64),
+            ],
+        )
+        .await?;
+        insert_event(&*tx, &actor.event(kind, &user.username), now).await?;
+        let revoked = match revokes_credentials {
+            true => revoke_active_key(&*tx, id, now, actor).await?,
+            false => None,
+        };
+        announce(&*tx, Change::User(id)).await?;
         tx.commit().await?;
-        Ok(user)
+        self.feed.publish(Change::User(id));
+        if let Some(key) = revoked {
+            self.feed.publish(Change::ApiKey(key));
+        }
+        Ok(Some(user))
     }
 
-    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>> {
+    async fn delete_user(&self, id: UserId, actor: &Actor) -> StoreResult<Option<DeletedUser>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let admins = lock_active_admins(&*tx).await?;
         if admins == [id] {
             return Err(StoreError::LastAdmin);
         }
-        let deleted = tx
-            .execute("DELETE FROM users WHERE id = $1", &[&(id as i64)])
+        let row = tx
+            .query_opt(
+                "DELETE FROM users WHERE id = $1 RETURNING username",
+                &[&(id as i64)],
+            )
             .await?;
-        if deleted == 0 {
+        let Some(username) = row.map(|r| r.get::<_, String>("username")) else {
             return Ok(None);
-        }
-        let key = revoke_active_key(&*tx, id, crate::clock::now_secs()).await?;
+        };
+        let now = crate::clock::now_secs();
+        insert_event(&*tx, &actor.event("user_deleted", &username), now).await?;
+        let revoked_key = revoke_active_key(&*tx, id, now, actor).await?;
         announce(&*tx, Change::User(id)).await?;
         tx.commit().await?;
-        Ok(Some(key))
+        self.feed.publish(Change::User(id));
+        if let Some(key) = &revoked_key {
+            self.feed.publish(Change::ApiKey(key.clone()));
+        }
+        Ok(Some(DeletedUser {
+            username,
+            revoked_key,
+        }))
     }
 
-    async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<Option<String>> {
+    async fn insert_api_key(
+        &self,
+        key: ApiKeyRecord,
+        actor: &Actor,
+    ) -> StoreResult<Option<String>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Serialize key creation per user, so two concurrent creations cannot both stay active.
@@ -322,14 +378,19 @@ impl Store for PostgresStore {
             &[&((key.user_id % i32::MAX as u64) as i32)],
         )
         .await?;
-        let previous = revoke_active_key(&*tx, key.user_id, key.created_at).await?;
+        let previous = revoke_active_key(&*tx, key.user_id, key.created_at, actor).await?;
         tx.execute(
             "INSERT INTO api_keys (id, user_id, secret_sha256, created_at, last_used_at, revoked_at)
              VALUES ($1, $2, $3, $4, NULL, NULL)",
             &[&key.id, &(key.user_id as i64), &key.secret_sha256.as_slice(), &(key.created_at as i64)],
         )
         .await?;
+        let event = actor.event("api_key_created", &key.id);
+        insert_event(&*tx, &event, key.created_at).await?;
         tx.commit().await?;
+        if let Some(previous) = &previous {
+            self.feed.publish(Change::ApiKey(previous.clone()));
+        }
         Ok(previous)
     }
 
@@ -364,25 +425,30 @@ impl Store for PostgresStore {
         rows.iter().map(key_from).collect()
     }
 
-    async fn revoke_api_key(&self, id: &str, at: u64) -> StoreResult<Option<ApiKeyRecord>> {
+    async fn revoke_api_key(&self, id: &str, actor: &Actor) -> StoreResult<Option<RevokedKey>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *",
-                &[&id, &(at as i64)],
+            .query_opt("SELECT * FROM api_keys WHERE id = $1 FOR UPDATE", &[&id])
+            .await?;
+        let Some(mut key) = row.as_ref().map(key_from).transpose()? else {
+            return Ok(None);
+        };
+        let newly = key.revoked_at.is_none();
+        if newly {
+            let now = crate::clock::now_secs();
+            tx.execute(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1",
+                &[&id, &(now as i64)],
             )
             .await?;
-        if row.is_some() {
+            key.revoked_at = Some(now);
+            insert_event(&*tx, &actor.event("api_key_revoked", id), now).await?;
             announce(&*tx, Change::ApiKey(id.to_string())).await?;
         }
         tx.commit().await?;
-        row.as_ref().map(key_from).transpose()
-    }
-
-    async fn revoke_user_api_key(&self, user: UserId, at: u64) -> StoreResult<Option<String>> {
-        let client = self.pool.get().await?;
-        revoke_active_key(client_of(&client), user, at).await
+        self.feed.publish(Change::ApiKey(id.to_string()));
+        Ok(Some(RevokedKey { key, newly }))
     }
 
     async fn record_api_key_use(&self, uses: Vec<(String, u64)>) -> StoreResult<()> {
@@ -464,6 +530,9 @@ impl Store for PostgresStore {
             RotateOutcome::Rotated
         };
         tx.commit().await?;
+        if outcome == RotateOutcome::ReuseDetected {
+            self.feed.publish(Change::Session(id.to_string()));
+        }
         Ok(outcome)
     }
 
@@ -480,6 +549,9 @@ impl Store for PostgresStore {
             announce(&*tx, Change::Session(id.to_string())).await?;
         }
         tx.commit().await?;
+        if updated > 0 {
+            self.feed.publish(Change::Session(id.to_string()));
+        }
         Ok(updated > 0)
     }
 
@@ -496,13 +568,7 @@ impl Store for PostgresStore {
 
     async fn append_audit(&self, event: NewAuditEvent, at: u64) -> StoreResult<()> {
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "INSERT INTO audit_events (at, kind, actor, target, client_ip) VALUES ($1, $2, $3, $4, $5)",
-                &[&(at as i64), &event.kind, &event.actor, &event.target, &event.client_ip],
-            )
-            .await?;
-        Ok(())
+        insert_event(client_of(&client), &event, at).await
     }
 
     async fn audit_events(
@@ -648,6 +714,10 @@ impl Store for PostgresStore {
         let client = self.pool.get().await?;
         client.execute("SELECT 1", &[]).await?;
         Ok(())
+    }
+
+    fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 
     async fn follow_changes(&self, sink: super::ChangeSink) {

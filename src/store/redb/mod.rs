@@ -19,7 +19,7 @@ mod rows;
 use self::handle::Handle;
 use self::rows::*;
 use super::records::*;
-use super::{Store, StoreError, StoreResult};
+use super::{Actor, Change, ChangeFeed, Store, StoreError, StoreResult};
 
 /// Turns each redb error type into a `StoreError` so closures can use `?`; an I/O failure is
 /// told apart, since it leaves the `Database` unusable until reopened.
@@ -46,11 +46,16 @@ unavailable_from!(
     redb::CommitError
 );
 
+/// The size of the write `/readyz` tries while writes are failing.
+const PROBE_BYTES: usize = 16 * 1024;
+
 #[derive(Clone)]
 pub struct RedbStore {
     /// `Database` is internally synchronized; the handle lets blocking tasks share it, and
     /// replaces it after an I/O error.
     handle: Arc<Handle>,
+    /// This process is the file's only writer, so what it commits is all there is to report.
+    feed: ChangeFeed,
 }
 
 impl RedbStore {
@@ -60,6 +65,7 @@ impl RedbStore {
         let db = open_database(path)?;
         Ok(RedbStore {
             handle: Arc::new(Handle::new(path, db)),
+            feed: ChangeFeed::default(),
         })
     }
 
@@ -129,6 +135,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(AUDIT)?;
     txn.open_table(COUNTERS)?;
     txn.open_table(LOGIN_BUDGETS)?;
+    txn.open_table(WRITE_PROBE)?;
     Ok(())
 }
 
@@ -189,8 +196,14 @@ impl Store for RedbStore {
         .await
     }
 
-    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
-        self.write(move |txn| insert_new_user(txn, user)).await
+    async fn create_user(&self, user: NewUser, actor: &Actor) -> StoreResult<UserRecord> {
+        let actor = actor.clone();
+        self.write(move |txn| {
+            let user = insert_new_user(txn, user)?;
+            append_event(txn, actor.event("user_created", &user.username))?;
+            Ok(user)
+        })
+        .await
     }
 
     async fn create_first_user(&self, user: NewUser) -> StoreResult<Option<UserRecord>> {
@@ -203,58 +216,91 @@ impl Store for RedbStore {
         .await
     }
 
-    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<Option<UserRecord>> {
-        self.write(move |txn| {
-            let Some(before) = get_user(txn, id)? else {
-                return Ok(None);
-            };
-            let mut user = before.clone();
-            if let Some(hash) = patch.password_hash {
-                user.password_hash = hash;
-            }
-            if let Some(roles) = patch.roles {
-                user.roles = roles;
-            }
-            if let Some(is_admin) = patch.is_admin {
-                user.is_admin = is_admin;
-            }
-            if let Some(is_active) = patch.is_active {
-                user.is_active = is_active;
-            }
-            if let Some(after) = patch.tokens_valid_after {
-                user.tokens_valid_after = user.tokens_valid_after.max(after);
-            }
-            user.updated_at = crate::clock::now_secs();
-            keep_an_admin(txn, &before, Some(&user))?;
-            put_user(txn, &user)?;
-            Ok(Some(user))
-        })
-        .await
+    async fn update_user(
+        &self,
+        id: UserId,
+        patch: UserPatch,
+        actor: &Actor,
+        kind: &'static str,
+    ) -> StoreResult<Option<UserRecord>> {
+        let actor = actor.clone();
+        let changed = self
+            .write(move |txn| {
+                let Some(before) = get_user(txn, id)? else {
+                    return Ok(None);
+                };
+                let now = crate::clock::now_secs();
+                let mut user = before.clone();
+                let revokes_credentials = user.apply(patch, now);
+                keep_an_admin(txn, &before, Some(&user))?;
+                put_user(txn, &user)?;
+                append_event(txn, actor.event(kind, &user.username))?;
+                let revoked = match revokes_credentials {
+                    true => revoke_active_key(txn, id, now, &actor)?,
+                    false => None,
+                };
+                Ok(Some((user, revoked)))
+            })
+            .await?;
+        let Some((user, revoked)) = changed else {
+            return Ok(None);
+        };
+        self.feed.publish(Change::User(id));
+        if let Some(key) = revoked {
+            self.feed.publish(Change::ApiKey(key));
+        }
+        Ok(Some(user))
     }
 
-    async fn delete_user(&self, id: UserId) -> StoreResult<Option<Option<String>>> {
-        self.write(move |txn| {
-            let Some(user) = get_user(txn, id)? else {
-                return Ok(None);
-            };
-            keep_an_admin(txn, &user, None)?;
-            txn.open_table(USERS)?.remove(id)?;
-            txn.open_table(USERNAMES)?
-                .remove(user.username.to_lowercase().as_str())?;
-            revoke_active_key(txn, id, crate::clock::now_secs()).map(Some)
-        })
-        .await
+    async fn delete_user(&self, id: UserId, actor: &Actor) -> StoreResult<Option<DeletedUser>> {
+        let actor = actor.clone();
+        let deleted = self
+            .write(move |txn| {
+                let Some(user) = get_user(txn, id)? else {
+                    return Ok(None);
+                };
+                keep_an_admin(txn, &user, None)?;
+                txn.open_table(USERS)?.remove(id)?;
+                txn.open_table(USERNAMES)?
+                    .remove(user.username.to_lowercase().as_str())?;
+                let now = crate::clock::now_secs();
+                append_event(txn, actor.event("user_deleted", &user.username))?;
+                let revoked_key = revoke_active_key(txn, id, now, &actor)?;
+                Ok(Some(DeletedUser {
+                    username: user.username,
+                    revoked_key,
+                }))
+            })
+            .await?;
+        if let Some(deleted) = &deleted {
+            self.feed.publish(Change::User(id));
+            if let Some(key) = &deleted.revoked_key {
+                self.feed.publish(Change::ApiKey(key.clone()));
+            }
+        }
+        Ok(deleted)
     }
 
-    async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<Option<String>> {
-        self.write(move |txn| {
-            let previous = revoke_active_key(txn, key.user_id, key.created_at)?;
-            put_key(txn, &key)?;
-            txn.open_table(ACTIVE_KEYS)?
-                .insert(key.user_id, key.id.as_str())?;
-            Ok(previous)
-        })
-        .await
+    async fn insert_api_key(
+        &self,
+        key: ApiKeyRecord,
+        actor: &Actor,
+    ) -> StoreResult<Option<String>> {
+        let actor = actor.clone();
+        let previous = self
+            .write(move |txn| {
+                let previous = revoke_active_key(txn, key.user_id, key.created_at, &actor)?;
+                put_key(txn, &key)?;
+                txn.open_table(ACTIVE_KEYS)?
+                    .insert(key.user_id, key.id.as_str())?;
+                append_event(txn, actor.event("api_key_created", &key.id))?;
+                Ok(previous)
+            })
+            .await?;
+        if let Some(previous) = &previous {
+            self.feed.publish(Change::ApiKey(previous.clone()));
+        }
+        Ok(previous)
     }
 
     async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
@@ -304,29 +350,32 @@ impl Store for RedbStore {
         .await
     }
 
-    async fn revoke_api_key(&self, id: &str, at: u64) -> StoreResult<Option<ApiKeyRecord>> {
-        let id = id.to_string();
-        self.write(move |txn| {
-            let Some(mut key) = get_key(txn, &id)? else {
-                return Ok(None);
-            };
-            if key.revoked_at.is_none() {
-                key.revoked_at = Some(at);
-                put_key(txn, &key)?;
-                let mut active = txn.open_table(ACTIVE_KEYS)?;
-                let is_active = active.get(key.user_id)?.is_some_and(|v| v.value() == id);
-                if is_active {
-                    active.remove(key.user_id)?;
+    async fn revoke_api_key(&self, id: &str, actor: &Actor) -> StoreResult<Option<RevokedKey>> {
+        let (id, actor) = (id.to_string(), actor.clone());
+        let revoked = self
+            .write(move |txn| {
+                let Some(mut key) = get_key(txn, &id)? else {
+                    return Ok(None);
+                };
+                let newly = key.revoked_at.is_none();
+                if newly {
+                    key.revoked_at = Some(crate::clock::now_secs());
+                    put_key(txn, &key)?;
+                    let mut active = txn.open_table(ACTIVE_KEYS)?;
+                    let is_active = active.get(key.user_id)?.is_some_and(|v| v.value() == id);
+                    if is_active {
+                        active.remove(key.user_id)?;
+                    }
+                    drop(active);
+                    append_event(txn, actor.event("api_key_revoked", &id))?;
                 }
-            }
-            Ok(Some(key))
-        })
-        .await
-    }
-
-    async fn revoke_user_api_key(&self, user: UserId, at: u64) -> StoreResult<Option<String>> {
-        self.write(move |txn| revoke_active_key(txn, user, at))
-            .await
+                Ok(Some(RevokedKey { key, newly }))
+            })
+            .await?;
+        if let Some(revoked) = &revoked {
+            self.feed.publish(Change::ApiKey(revoked.key.id.clone()));
+        }
+        Ok(revoked)
     }
 
     async fn record_api_key_use(&self, uses: Vec<(String, u64)>) -> StoreResult<()> {
@@ -371,37 +420,49 @@ impl Store for RedbStore {
             presented_jti.to_string(),
             next_jti.to_string(),
         );
-        self.write(move |txn| {
-            let Some(mut family) = get_family(txn, &id)? else {
-                return Ok(RotateOutcome::Unknown);
-            };
-            if family.revoked_at.is_some() {
-                return Ok(RotateOutcome::Revoked);
-            }
-            if family.current_jti != presented {
-                family.revoked_at = Some(now);
+        let session = id.clone();
+        let outcome = self
+            .write(move |txn| {
+                let Some(mut family) = get_family(txn, &id)? else {
+                    return Ok(RotateOutcome::Unknown);
+                };
+                if family.revoked_at.is_some() {
+                    return Ok(RotateOutcome::Revoked);
+                }
+                if family.current_jti != presented {
+                    family.revoked_at = Some(now);
+                    put_family(txn, &family)?;
+                    return Ok(RotateOutcome::ReuseDetected);
+                }
+                family.current_jti = next;
+                family.expires_at = expires_at;
                 put_family(txn, &family)?;
-                return Ok(RotateOutcome::ReuseDetected);
-            }
-            family.current_jti = next;
-            family.expires_at = expires_at;
-            put_family(txn, &family)?;
-            Ok(RotateOutcome::Rotated)
-        })
-        .await
+                Ok(RotateOutcome::Rotated)
+            })
+            .await?;
+        if outcome == RotateOutcome::ReuseDetected {
+            self.feed.publish(Change::Session(session));
+        }
+        Ok(outcome)
     }
 
     async fn revoke_family(&self, id: &str, at: u64) -> StoreResult<bool> {
-        let id = id.to_string();
-        self.write(move |txn| {
-            let Some(mut family) = get_family(txn, &id)? else {
-                return Ok(false);
-            };
-            family.revoked_at.get_or_insert(at);
-            put_family(txn, &family)?;
-            Ok(true)
-        })
-        .await
+        let session = id.to_string();
+        let id = session.clone();
+        let revoked = self
+            .write(move |txn| {
+                let Some(mut family) = get_family(txn, &id)? else {
+                    return Ok(false);
+                };
+                family.revoked_at.get_or_insert(at);
+                put_family(txn, &family)?;
+                Ok(true)
+            })
+            .await?;
+        if revoked {
+            self.feed.publish(Change::Session(session));
+        }
+        Ok(revoked)
     }
 
     async fn prune_families(&self, now: u64) -> StoreResult<usize> {
@@ -420,21 +481,7 @@ impl Store for RedbStore {
     }
 
     async fn append_audit(&self, event: NewAuditEvent, at: u64) -> StoreResult<()> {
-        self.write(move |txn| {
-            let id = next_id(txn, "audit_events")?;
-            let event = AuditEvent {
-                id,
-                at,
-                kind: event.kind.to_string(),
-                actor: event.actor,
-                target: event.target,
-                client_ip: event.client_ip,
-            };
-            txn.open_table(AUDIT)?
-                .insert(id, encode(&event)?.as_slice())?;
-            Ok(())
-        })
-        .await
+        self.write(move |txn| append_event_at(txn, event, at)).await
     }
 
     async fn audit_events(
@@ -548,10 +595,12 @@ impl Store for RedbStore {
         })
         .await?;
         if !self.handle.writes_ok() {
-            let now = crate::clock::now_secs();
+            // As large as a change to a user with its audit event, so that room for the probe
+            // means room for the writes that failed.
             let probe = self
-                .write(move |txn| {
-                    txn.open_table(COUNTERS)?.insert("write_probe", now)?;
+                .write(|txn| {
+                    let value = [0u8; PROBE_BYTES];
+                    txn.open_table(WRITE_PROBE)?.insert("probe", &value[..])?;
                     Ok(())
                 })
                 .await;
@@ -564,6 +613,10 @@ impl Store for RedbStore {
 
     fn writable(&self) -> bool {
         self.handle.writes_ok()
+    }
+
+    fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 }
 

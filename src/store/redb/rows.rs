@@ -17,6 +17,8 @@ pub(super) const ACTIVE_KEYS: TableDefinition<u64, &str> = TableDefinition::new(
 pub(super) const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_families");
 pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_events");
 pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// What `/readyz` writes to learn whether the disk takes writes again.
+pub(super) const WRITE_PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("write_probe");
 /// Login budget key → theoretical arrival time (ms) of its next attempt.
 pub(super) const LOGIN_BUDGETS: TableDefinition<&str, u64> = TableDefinition::new("login_budgets");
 
@@ -84,10 +86,12 @@ pub(super) fn put_key(txn: &WriteTransaction, key: &ApiKeyRecord) -> StoreResult
     Ok(())
 }
 
+/// Revokes the user's active key, if any, with an `api_key_revoked` event; returns its id.
 pub(super) fn revoke_active_key(
     txn: &WriteTransaction,
     user: UserId,
     at: u64,
+    actor: &crate::store::Actor,
 ) -> StoreResult<Option<String>> {
     let Some(id) = txn
         .open_table(ACTIVE_KEYS)?
@@ -100,7 +104,32 @@ pub(super) fn revoke_active_key(
         key.revoked_at.get_or_insert(at);
         put_key(txn, &key)?;
     }
+    append_event(txn, actor.event("api_key_revoked", &id))?;
     Ok(Some(id))
+}
+
+/// Appends an audit event, now.
+pub(super) fn append_event(txn: &WriteTransaction, event: NewAuditEvent) -> StoreResult<()> {
+    append_event_at(txn, event, crate::clock::now_secs())
+}
+
+pub(super) fn append_event_at(
+    txn: &WriteTransaction,
+    event: NewAuditEvent,
+    at: u64,
+) -> StoreResult<()> {
+    let id = next_id(txn, "audit_events")?;
+    let event = AuditEvent {
+        id,
+        at,
+        kind: event.kind.to_string(),
+        actor: event.actor,
+        target: event.target,
+        client_ip: event.client_ip,
+    };
+    txn.open_table(AUDIT)?
+        .insert(id, encode(&event)?.as_slice())?;
+    Ok(())
 }
 
 pub(super) fn get_family(txn: &WriteTransaction, id: &str) -> StoreResult<Option<RefreshFamily>> {
