@@ -3,9 +3,10 @@
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::actor;
 use super::body::read_fields;
-use super::{actor, caller};
 use crate::app::App;
+use crate::auth::Principal;
 use crate::auth::apikey;
 use crate::clock::{now_secs, rfc3339};
 use crate::error::ApiError;
@@ -30,12 +31,7 @@ fn key_json(app: &App, key: &ApiKeyRecord) -> Value {
 }
 
 /// Admins see every key; others see their own.
-pub async fn list(
-    app: &App,
-    request: Request<Body>,
-    ctx: &mut RequestContext,
-) -> Result<Response<Body>, ApiError> {
-    let principal = caller(app, request.headers(), ctx).await?;
+pub async fn list(app: &App, principal: Principal) -> Result<Response<Body>, ApiError> {
     let owner = (!principal.user.is_admin).then_some(principal.user.id);
     let keys = app.store.api_keys(owner).await?;
     Ok(json(
@@ -50,8 +46,8 @@ pub async fn create(
     app: &App,
     request: Request<Body>,
     ctx: &mut RequestContext,
+    principal: Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = caller(app, request.headers(), ctx).await?;
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
     let owner = fields.optional_id("user")?.unwrap_or(principal.user.id);
     if owner != principal.user.id && !principal.user.is_admin {
@@ -80,11 +76,10 @@ pub async fn create(
 /// cannot probe which key ids exist.
 pub async fn revoke(
     app: &App,
-    request: Request<Body>,
     ctx: &mut RequestContext,
     id: &str,
+    principal: Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = caller(app, request.headers(), ctx).await?;
     let key = app.store.api_key(id).await?.ok_or(ApiError::NotFound)?;
     if key.user_id != principal.user.id && !principal.user.is_admin {
         return Err(ApiError::NotFound);

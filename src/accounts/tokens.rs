@@ -4,12 +4,12 @@ use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use serde_json::json;
 
+use super::audit;
 use super::body::read_fields;
-use super::{audit, caller};
 use crate::app::App;
 use crate::auth::jwt::{DEVICE_TTL_SECS, Issued, TokenType};
 use crate::auth::rate_limit::Attempt;
-use crate::auth::{UserState, session};
+use crate::auth::{Principal, UserState, session};
 use crate::error::ApiError;
 use crate::gateway::RequestContext;
 use crate::response::{Body, json};
@@ -227,8 +227,8 @@ pub async fn logout(
     app: &App,
     request: Request<Body>,
     ctx: &mut RequestContext,
+    principal: Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = caller(app, request.headers(), ctx).await?;
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
     let mut sessions: Vec<String> = principal.token.iter().map(|t| t.sid.clone()).collect();
     if let Some(refresh) = fields.optional_str("refresh")? {
@@ -253,12 +253,7 @@ pub async fn logout(
     ))
 }
 
-pub async fn me(
-    app: &App,
-    request: Request<Body>,
-    ctx: &mut RequestContext,
-) -> Result<Response<Body>, ApiError> {
-    let principal = caller(app, request.headers(), ctx).await?;
+pub async fn me(principal: Principal) -> Result<Response<Body>, ApiError> {
     let user = &principal.user;
     Ok(json(
         StatusCode::OK,

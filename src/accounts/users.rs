@@ -3,11 +3,11 @@
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::actor;
 use super::body::{Fields, field_error, read_fields};
-use super::{actor, admin, caller};
 use crate::app::App;
 use crate::auth::jwt::TokenType;
-use crate::auth::{AuthMethod, UserState, names};
+use crate::auth::{AuthMethod, Principal, UserState, names};
 use crate::clock::{now_secs, rfc3339};
 use crate::error::ApiError;
 use crate::gateway::RequestContext;
@@ -26,12 +26,7 @@ pub fn user_json(user: &UserRecord) -> Value {
     })
 }
 
-pub async fn list(
-    app: &App,
-    request: Request<Body>,
-    ctx: &mut RequestContext,
-) -> Result<Response<Body>, ApiError> {
-    admin(app, request.headers(), ctx).await?;
+pub async fn list(app: &App) -> Result<Response<Body>, ApiError> {
     let users = app.store.users().await?;
     Ok(json(
         StatusCode::OK,
@@ -43,8 +38,8 @@ pub async fn create(
     app: &App,
     request: Request<Body>,
     ctx: &mut RequestContext,
+    principal: Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, request.headers(), ctx).await?;
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
     let username = fields.required_str("username")?;
     names::check_username(&username).map_err(|why| field_error("username", why))?;
@@ -73,13 +68,7 @@ pub async fn create(
     Ok(json(StatusCode::CREATED, &user_json(&user)))
 }
 
-pub async fn get(
-    app: &App,
-    request: Request<Body>,
-    ctx: &mut RequestContext,
-    id: &str,
-) -> Result<Response<Body>, ApiError> {
-    let principal = caller(app, request.headers(), ctx).await?;
+pub async fn get(app: &App, id: &str, principal: Principal) -> Result<Response<Body>, ApiError> {
     // Permission before anything else, so a non-admin learns nothing about who exists.
     if !principal.user.is_admin && id.parse() != Ok(principal.user.id) {
         return Err(ApiError::Forbidden);
@@ -96,8 +85,8 @@ pub async fn update(
     request: Request<Body>,
     ctx: &mut RequestContext,
     id: &str,
+    principal: Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, request.headers(), ctx).await?;
     let id = parse_id(id)?;
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
     let mut patch = UserPatch {
@@ -127,11 +116,10 @@ pub async fn update(
 
 pub async fn delete(
     app: &App,
-    request: Request<Body>,
     ctx: &mut RequestContext,
     id: &str,
+    principal: Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, request.headers(), ctx).await?;
     let id = parse_id(id)?;
     if id == principal.user.id {
         return Err(ApiError::bad_request("You cannot delete your own account."));
@@ -150,8 +138,8 @@ pub async fn change_own_password(
     app: &App,
     request: Request<Body>,
     ctx: &mut RequestContext,
+    principal: Principal,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = caller(app, request.headers(), ctx).await?;
     let fields = read_fields(request, app.config.server.max_body_bytes).await?;
     let current = fields.required_str("current_password")?;
     let new = fields.required_str("new_password")?;
@@ -210,12 +198,7 @@ pub async fn change_own_password(
 }
 
 /// The role names the access rules know, plus `admin`.
-pub async fn permissions(
-    app: &App,
-    request: Request<Body>,
-    ctx: &mut RequestContext,
-) -> Result<Response<Body>, ApiError> {
-    caller(app, request.headers(), ctx).await?;
+pub async fn permissions(app: &App) -> Result<Response<Body>, ApiError> {
     let rules = app.rules.load();
     let roles = rules.roles();
     Ok(json(StatusCode::OK, &json!({ "roles": roles })))

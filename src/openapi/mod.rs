@@ -95,9 +95,21 @@ mod tests {
         let docs = ApiDocs::new("/api/accounts");
         let document: serde_json::Value = serde_json::from_slice(&docs.schema).unwrap();
         let paths = document["paths"].as_object().unwrap();
-        for (path, method) in crate::accounts::ROUTES {
-            let operation = &paths[*path][method.to_ascii_lowercase()];
+        for route in crate::accounts::ROUTES {
+            let (path, method) = (route.path, route.method);
+            let operation = &paths[path][method.to_ascii_lowercase()];
             assert!(operation.is_object(), "{method} {path} is not documented");
+            // What the document says about credentials agrees with the table.
+            let public = operation["security"].as_array().is_some_and(|s| {
+                s.is_empty()
+                    || s.iter()
+                        .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+            });
+            assert_eq!(
+                public,
+                route.who == crate::accounts::Who::Anyone,
+                "{method} {path}: the document and the route table disagree on who may call"
+            );
         }
     }
 }

@@ -106,6 +106,30 @@ pub struct RefreshFamily {
     pub revoked_at: Option<u64>,
 }
 
+impl RefreshFamily {
+    /// Redeems `presented` for `next` at `now`, as both backends do inside their transaction:
+    /// only the newest token of a live family rotates; an older one is a copy someone kept,
+    /// and revokes the whole family.
+    pub fn rotate(
+        &mut self,
+        presented: &str,
+        next: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> RotateOutcome {
+        if self.revoked_at.is_some() {
+            return RotateOutcome::Revoked;
+        }
+        if self.current_jti != presented {
+            self.revoked_at = Some(now);
+            return RotateOutcome::ReuseDetected;
+        }
+        self.current_jti = next.to_string();
+        self.expires_at = expires_at;
+        RotateOutcome::Rotated
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotateOutcome {
     Rotated,

@@ -7,6 +7,7 @@
 
 mod listen;
 mod migrations;
+mod rows;
 mod tls;
 
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use std::sync::atomic::AtomicBool;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, Row};
 
 use listen::CHANNEL;
+use rows::{audit_from, family_from, first_unsigned, key_from, signed, text, user_from};
 
 use super::records::*;
 use super::{Actor, Change, ChangeFeed, Store, StoreError, StoreResult};
@@ -98,46 +100,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn user_from(row: &Row) -> UserRecord {
-    UserRecord {
-        id: row.get::<_, i64>("id") as u64,
-        username: row.get("username"),
-        password_hash: row.get("password_hash"),
-        roles: row.get("roles"),
-        is_admin: row.get("is_admin"),
-        is_active: row.get("is_active"),
-        tokens_valid_after: row.get::<_, i64>("tokens_valid_after") as u64,
-        created_at: row.get::<_, i64>("created_at") as u64,
-        updated_at: row.get::<_, i64>("updated_at") as u64,
-    }
-}
-
-fn key_from(row: &Row) -> StoreResult<ApiKeyRecord> {
-    let hash: Vec<u8> = row.get("secret_sha256");
-    Ok(ApiKeyRecord {
-        id: row.get("id"),
-        user_id: row.get::<_, i64>("user_id") as u64,
-        secret_sha256: hash.try_into().map_err(|_| StoreError::Corrupt {
-            table: "api_keys",
-            reason: "secret_sha256 is not 32 bytes".into(),
-        })?,
-        created_at: row.get::<_, i64>("created_at") as u64,
-        last_used_at: row.get::<_, Option<i64>>("last_used_at").map(|t| t as u64),
-        revoked_at: row.get::<_, Option<i64>>("revoked_at").map(|t| t as u64),
-    })
-}
-
-fn family_from(row: &Row) -> RefreshFamily {
-    RefreshFamily {
-        id: row.get("id"),
-        user_id: row.get::<_, i64>("user_id") as u64,
-        current_jti: row.get("current_jti"),
-        created_at: row.get::<_, i64>("created_at") as u64,
-        expires_at: row.get::<_, i64>("expires_at") as u64,
-        revoked_at: row.get::<_, Option<i64>>("revoked_at").map(|t| t as u64),
-    }
-}
-
 fn client_of(object: &deadpool_postgres::Object) -> &tokio_postgres::Client {
     object
 }
@@ -167,7 +129,7 @@ async fn insert_user(client: &impl GenericClient, user: NewUser) -> StoreResult<
         )
         .await;
     match inserted {
-        Ok(row) => Ok(user_from(&row)),
+        Ok(row) => user_from(&row),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::UsernameTaken),
         Err(e) => Err(e.into()),
     }
@@ -183,7 +145,7 @@ async fn lock_active_admins(client: &impl GenericClient) -> StoreResult<Vec<User
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+    rows.iter().map(|r| first_unsigned(r, "users")).collect()
 }
 
 /// Revokes the user's active key, if any, with an `api_key_revoked` event; returns its id.
@@ -199,7 +161,13 @@ async fn revoke_active_key(
             &[&(user as i64), &(at as i64)],
         )
         .await?;
-    let id: Option<String> = row.map(|r| r.get("id"));
+    let id: Option<String> =
+        row.map(|r| r.try_get("id"))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                table: "api_keys",
+                reason: e.to_string(),
+            })?;
     if let Some(id) = &id {
         insert_event(client, &actor.event("api_key_revoked", id), at).await?;
         announce(client, Change::ApiKey(id.clone())).await?;
@@ -228,7 +196,7 @@ impl Store for PostgresStore {
         let row = client
             .query_opt("SELECT * FROM users WHERE id = $1", &[&(id as i64)])
             .await?;
-        Ok(row.as_ref().map(user_from))
+        row.as_ref().map(user_from).transpose()
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -239,13 +207,13 @@ impl Store for PostgresStore {
                 &[&username],
             )
             .await?;
-        Ok(row.as_ref().map(user_from))
+        row.as_ref().map(user_from).transpose()
     }
 
     async fn users(&self) -> StoreResult<Vec<UserRecord>> {
         let client = self.pool.get().await?;
         let rows = client.query("SELECT * FROM users ORDER BY id", &[]).await?;
-        Ok(rows.iter().map(user_from).collect())
+        rows.iter().map(user_from).collect()
     }
 
     async fn create_user(&self, user: NewUser, actor: &Actor) -> StoreResult<UserRecord> {
@@ -298,7 +266,7 @@ impl Store for PostgresStore {
                 &[&(id as i64)],
             )
             .await?;
-        let Some(mut user) = row.as_ref().map(user_from) else {
+        let Some(mut user) = row.as_ref().map(user_from).transpose()? else {
             return Ok(None);
         };
         let now = crate::clock::now_secs();
@@ -347,7 +315,11 @@ impl Store for PostgresStore {
                 &[&(id as i64)],
             )
             .await?;
-        let Some(username) = row.map(|r| r.get::<_, String>("username")) else {
+        let username = row
+            .as_ref()
+            .map(|r| text(r, "users", "username"))
+            .transpose()?;
+        let Some(username) = username else {
             return Ok(None);
         };
         let now = crate::clock::now_secs();
@@ -489,7 +461,7 @@ impl Store for PostgresStore {
         let row = client
             .query_opt("SELECT * FROM refresh_families WHERE id = $1", &[&id])
             .await?;
-        Ok(row.as_ref().map(family_from))
+        row.as_ref().map(family_from).transpose()
     }
 
     async fn rotate_family(
@@ -508,27 +480,26 @@ impl Store for PostgresStore {
                 &[&id],
             )
             .await?;
-        let Some(family) = row.as_ref().map(family_from) else {
+        let Some(mut family) = row.as_ref().map(family_from).transpose()? else {
             return Ok(RotateOutcome::Unknown);
         };
-        let outcome = if family.revoked_at.is_some() {
-            RotateOutcome::Revoked
-        } else if family.current_jti != presented_jti {
+        let outcome = family.rotate(presented_jti, next_jti, expires_at, now);
+        if outcome != RotateOutcome::Revoked {
             tx.execute(
-                "UPDATE refresh_families SET revoked_at = $2 WHERE id = $1",
-                &[&id, &(now as i64)],
+                "UPDATE refresh_families SET current_jti = $2, expires_at = $3, revoked_at = $4
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &family.current_jti,
+                    &signed(family.expires_at)?,
+                    &family.revoked_at.map(signed).transpose()?,
+                ],
             )
             .await?;
+        }
+        if outcome == RotateOutcome::ReuseDetected {
             announce(&*tx, Change::Session(id.to_string())).await?;
-            RotateOutcome::ReuseDetected
-        } else {
-            tx.execute(
-                "UPDATE refresh_families SET current_jti = $2, expires_at = $3 WHERE id = $1",
-                &[&id, &next_jti, &(expires_at as i64)],
-            )
-            .await?;
-            RotateOutcome::Rotated
-        };
+        }
         tx.commit().await?;
         if outcome == RotateOutcome::ReuseDetected {
             self.feed.publish(Change::Session(id.to_string()));
@@ -583,17 +554,7 @@ impl Store for PostgresStore {
                 &[&before.map(|b| b as i64), &(limit as i64)],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| AuditEvent {
-                id: row.get::<_, i64>("id") as u64,
-                at: row.get::<_, i64>("at") as u64,
-                kind: row.get("kind"),
-                actor: row.get("actor"),
-                target: row.get("target"),
-                client_ip: row.get("client_ip"),
-            })
-            .collect())
+        rows.iter().map(audit_from).collect()
     }
 
     async fn take_login_budgets(
@@ -610,14 +571,14 @@ impl Store for PostgresStore {
                 &[&budget.key],
             )
             .await?;
-            let stored: i64 = tx
+            let row = tx
                 .query_one(
                     "SELECT next_at_ms FROM login_budgets WHERE key = $1 FOR UPDATE",
                     &[&budget.key],
                 )
-                .await?
-                .get(0);
-            match budget.charge(Some(stored.max(0) as u64), now_ms) {
+                .await?;
+            let stored = first_unsigned(&row, "login_budgets")?;
+            match budget.charge(Some(stored), now_ms) {
                 Ok(next) => {
                     tx.execute(
                         "UPDATE login_budgets SET next_at_ms = $2 WHERE key = $1",
@@ -661,15 +622,15 @@ impl Store for PostgresStore {
                     is_active = EXCLUDED.is_active, tokens_valid_after = EXCLUDED.tokens_valid_after,
                     created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
                 &[
-                    &(user.id as i64),
+                    &signed(user.id)?,
                     &user.username,
                     &user.password_hash,
                     &user.roles,
                     &user.is_admin,
                     &user.is_active,
-                    &(user.tokens_valid_after as i64),
-                    &(user.created_at as i64),
-                    &(user.updated_at as i64),
+                    &signed(user.tokens_valid_after)?,
+                    &signed(user.created_at)?,
+                    &signed(user.updated_at)?,
                 ],
             )
             .await?;
@@ -685,7 +646,7 @@ impl Store for PostgresStore {
                 // The imported key becomes the user's one active key.
                 tx.execute(
                     "UPDATE api_keys SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
-                    &[&(key.user_id as i64), &key.id, &now],
+                    &[&signed(key.user_id)?, &key.id, &now],
                 )
                 .await?;
             }
@@ -697,11 +658,11 @@ impl Store for PostgresStore {
                     revoked_at = EXCLUDED.revoked_at",
                 &[
                     &key.id,
-                    &(key.user_id as i64),
+                    &signed(key.user_id)?,
                     &key.secret_sha256.as_slice(),
-                    &(key.created_at as i64),
-                    &key.last_used_at.map(|t| t as i64),
-                    &key.revoked_at.map(|t| t as i64),
+                    &signed(key.created_at)?,
+                    &key.last_used_at.map(signed).transpose()?,
+                    &key.revoked_at.map(signed).transpose()?,
                 ],
             )
             .await?;

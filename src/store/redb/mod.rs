@@ -426,18 +426,11 @@ impl Store for RedbStore {
                 let Some(mut family) = get_family(txn, &id)? else {
                     return Ok(RotateOutcome::Unknown);
                 };
-                if family.revoked_at.is_some() {
-                    return Ok(RotateOutcome::Revoked);
-                }
-                if family.current_jti != presented {
-                    family.revoked_at = Some(now);
+                let outcome = family.rotate(&presented, &next, expires_at, now);
+                if outcome != RotateOutcome::Revoked {
                     put_family(txn, &family)?;
-                    return Ok(RotateOutcome::ReuseDetected);
                 }
-                family.current_jti = next;
-                family.expires_at = expires_at;
-                put_family(txn, &family)?;
-                Ok(RotateOutcome::Rotated)
+                Ok(outcome)
             })
             .await?;
         if outcome == RotateOutcome::ReuseDetected {
