@@ -16,7 +16,7 @@ export CARGO_TERM_COLOR=never
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
-    cargo install cargo-fuzz --locked || exit 1
+    cargo install cargo-fuzz --version 0.13.2 --locked || exit 1
 fi
 
 sanitizer="${FUZZ_SANITIZER:-none}"

@@ -8,7 +8,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "== starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+  # The newest installed version with a cluster named main (there may be several versions).
+  for version in $(ls /etc/postgresql | sort -rV); do
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start && break
+  done
   for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 

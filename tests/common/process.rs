@@ -38,7 +38,6 @@ impl GatewayProcess {
     }
 
     fn start(dir: &Path, config: Option<&Path>, env: &[(&str, String)]) -> GatewayProcess {
-        let port = free_port();
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         let log = dir.join(format!("gateway-{n}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -51,7 +50,9 @@ impl GatewayProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "trace")
-            .env("PORTCULLIS_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+            // The child binds a port of its own and says which in its "serving" line: a port
+            // picked here and released would be free for anyone until the child took it.
+            .env("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0")
             .env("PORTCULLIS_ADMIN_ENABLED", "false")
             .env("PORTCULLIS_DATA_DIR", dir.join("data"))
             .stdout(out.try_clone().unwrap())
@@ -61,20 +62,23 @@ impl GatewayProcess {
             command.env(key, value);
         }
         let child = command.spawn().unwrap();
-        let process = GatewayProcess {
+        let mut process = GatewayProcess {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
         };
-        process.wait_until_serving();
+        process.addr = process.wait_until_serving();
         process
     }
 
-    fn wait_until_serving(&self) {
+    /// The address the child reports it serves on, once it does.
+    fn wait_until_serving(&self) -> SocketAddr {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if self.log_text().contains(" serving ") {
-                return;
+            let log = self.log_text();
+            let serving = log.lines().find(|l| l.contains(" serving "));
+            if let Some(addr) = serving.and_then(served_address) {
+                return addr;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -109,6 +113,16 @@ impl GatewayProcess {
         let _ = self.child.kill();
         None
     }
+}
+
+/// `addr=127.0.0.1:PORT` from the gateway's "serving" log line (text or JSON).
+fn served_address(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("addr")? + 4..];
+    let rest = rest.trim_start_matches(['=', '"', ':']);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 impl Drop for GatewayProcess {

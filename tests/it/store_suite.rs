@@ -97,15 +97,15 @@ async fn users_and_usernames(store: &dyn Store) {
         is_active: Some(false),
         ..UserPatch::default()
     };
+    let before = portcullis::clock::now_secs();
     let changed = store
         .update_user(alice.id, deactivate, &Actor::cli(), "user_changed")
         .await
         .unwrap()
         .unwrap();
     assert!(!changed.is_active);
-    let now = portcullis::clock::now_secs();
     assert!(
-        changed.tokens_valid_after > now,
+        changed.tokens_valid_after > before,
         "a deactivation revokes every token issued up to now"
     );
     assert_eq!(
