@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use portcullis::config::HeaderNamesConfig;
-use portcullis::gateway::ConnectionInfo;
-use portcullis::gateway::headers::{self, IdentityHeaders, Peer};
+use portcullis::gateway::headers::{self, IdentityHeaders};
+use portcullis::request::ConnectionInfo;
+use portcullis::request::Peer;
 use portcullis::{App, Config, Gateway};
 
 /// The headers a browser sends with an ordinary request.

@@ -20,7 +20,7 @@ use moka::sync::Cache as MokaCache;
 /// costs a fraction of it on the request path.
 type Cache<K, V> = MokaCache<K, V, RandomState>;
 
-use crate::auth::principal::UserState;
+use crate::auth::user::UserState;
 use crate::config::CacheConfig;
 use crate::metrics::Metrics;
 use crate::store::{StoreError, UserId};

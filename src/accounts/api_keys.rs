@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::auth::apikey;
 use crate::clock::{now_secs, rfc3339};
 use crate::error::ApiError;
-use crate::gateway::RequestContext;
+use crate::request::RequestContext;
 use crate::response::{Body, empty, json};
 use crate::store::ApiKeyRecord;
 

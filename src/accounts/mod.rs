@@ -13,9 +13,9 @@ use http::{Request, Response};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::gateway::RequestContext;
+use crate::request::RequestContext;
 use crate::response::Body;
-use crate::store::{Actor, NewAuditEvent};
+use crate::store::Actor;
 
 pub async fn handle(
     app: &App,
@@ -218,30 +218,5 @@ fn actor(ctx: &RequestContext, principal: &Principal) -> Actor {
     Actor {
         name: principal.user.username.clone(),
         client_ip: Some(ctx.client_ip.to_string()),
-    }
-}
-
-/// Records a security event that changes nothing in the store (a login, a logout). The audit
-/// trail must not turn a completed action into an error response, so a failed write is logged
-/// instead.
-pub async fn audit(
-    app: &App,
-    ctx: &RequestContext,
-    kind: &'static str,
-    actor: Option<&str>,
-    target: Option<String>,
-) {
-    let event = NewAuditEvent {
-        kind,
-        actor: actor.map(str::to_string),
-        target,
-        client_ip: Some(ctx.client_ip.to_string()),
-    };
-    if let Err(error) = app
-        .store
-        .append_audit(event, crate::clock::now_secs())
-        .await
-    {
-        tracing::error!(%error, kind, "audit event not recorded");
     }
 }

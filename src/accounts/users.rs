@@ -10,7 +10,7 @@ use crate::auth::jwt::TokenType;
 use crate::auth::{AuthMethod, Principal, UserState, names};
 use crate::clock::{now_secs, rfc3339};
 use crate::error::ApiError;
-use crate::gateway::RequestContext;
+use crate::request::RequestContext;
 use crate::response::{Body, empty, json};
 use crate::store::{NewUser, StoreError, UserId, UserPatch, UserRecord};
 
@@ -146,7 +146,7 @@ pub async fn change_own_password(
     names::check_password(&new, app.config.auth.min_password_length)
         .map_err(|why| field_error("new_password", &why))?;
     // A stolen session must not become a way to guess the password faster than a login.
-    super::tokens::throttle(app, ctx, &principal.user.username, None).await?;
+    crate::sessions::throttle(app, ctx, &principal.user.username, None).await?;
     let user = app
         .store
         .user(principal.user.id)
@@ -186,7 +186,7 @@ pub async fn change_own_password(
                 &claims.sid,
                 now,
             )
-            .map_err(super::tokens::signing_failed)?;
+            .map_err(crate::sessions::signing_failed)?;
         let max_age = app.auth.tokens.refresh_ttl();
         if let Some(cookie) = app.cookies.set_session(&fresh.token, max_age, ctx.https) {
             response

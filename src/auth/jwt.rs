@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::principal::UserState;
+use super::user::UserState;
 use crate::config::{AuthConfig, JwtAlgorithm};
 
 /// Longer than any token this gateway issues; a bigger one is rejected before parsing.

@@ -13,6 +13,7 @@ pub mod password;
 pub mod principal;
 pub mod rate_limit;
 pub mod session;
+pub mod user;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,8 @@ use http::header::AUTHORIZATION;
 
 use crate::cache::{Caches, KeyState};
 use crate::store::{Store, StoreError, UserId};
-pub use principal::{AuthMethod, Principal, UserState};
+pub use principal::{AuthMethod, Principal};
+pub use user::UserState;
 
 pub const X_API_KEY: &str = "x-api-key";
 

@@ -5,18 +5,15 @@
 //! stripped before anything reads the request and injected after hop-by-hop removal, so a
 //! `Connection:` header naming an identity header cannot delete the injected one.
 
-use std::net::IpAddr;
-
 use http::Method;
 use http::header::{
     AUTHORIZATION, CONNECTION, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE,
 };
-use ipnet::IpNet;
 
 use crate::auth::{Principal, X_API_KEY};
 use crate::config::HeaderNamesConfig;
+use crate::request::{Peer, X_FORWARDED_FOR};
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
@@ -279,74 +276,6 @@ pub fn remove_consumed_credentials(headers: &mut HeaderMap) {
     if api_key_scheme {
         headers.remove(AUTHORIZATION);
     }
-}
-
-/// Where the request came from, as far as the gateway can vouch.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    pub ip: IpAddr,
-    /// The direct peer is a configured trusted proxy, so its `X-Forwarded-*` are believed.
-    pub trusted: bool,
-    /// `ip` as a header value, made once per connection rather than per request.
-    ip_header: HeaderValue,
-}
-
-/// An address as a header value.
-pub fn ip_header(ip: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&ip.to_canonical().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-impl Peer {
-    pub fn new(ip: IpAddr, trusted_proxies: &[IpNet]) -> Peer {
-        Peer::with_header(ip, ip_header(ip), trusted_proxies)
-    }
-
-    pub fn with_header(ip: IpAddr, ip_header: HeaderValue, trusted_proxies: &[IpNet]) -> Peer {
-        let ip = ip.to_canonical();
-        Peer {
-            ip,
-            trusted: trusted_proxies.iter().any(|net| net.contains(&ip)),
-            ip_header,
-        }
-    }
-
-    /// The client address: the direct peer, or behind trusted proxies the right-most
-    /// `X-Forwarded-For` entry that is not itself a trusted proxy. Walking from the right, an
-    /// entry that is not an address (`unknown`, garbage) ends the walk at the last trusted hop:
-    /// skipping it would hand the choice to whatever the client wrote to its left.
-    pub fn client_ip(&self, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
-        if !self.trusted {
-            return self.ip;
-        }
-        let entries: Vec<&str> = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .map(|v| v.to_str().unwrap_or(""))
-            .flat_map(|v| v.split(','))
-            .collect();
-        let mut client = self.ip;
-        for entry in entries.into_iter().rev() {
-            let Some(ip) = forwarded_address(entry.trim()) else {
-                break;
-            };
-            client = ip;
-            if !trusted_proxies.iter().any(|net| net.contains(&ip)) {
-                break;
-            }
-        }
-        client
-    }
-}
-
-/// An `X-Forwarded-For` entry: an address, or an address with a port as some load balancers
-/// write it (`192.0.2.1:5555`, `[2001:db8::1]:5555`).
-fn forwarded_address(entry: &str) -> Option<IpAddr> {
-    entry
-        .parse::<IpAddr>()
-        .or_else(|_| entry.parse::<std::net::SocketAddr>().map(|s| s.ip()))
-        .ok()
-        .map(|ip| ip.to_canonical())
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host`: replaced for an untrusted peer, appended to (For) or

@@ -17,7 +17,6 @@ pub mod rules;
 pub mod upstream;
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -27,45 +26,11 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::app::App;
-use crate::auth::{Credential, Principal, find_credential, session};
+use crate::auth::session;
 use crate::error::ApiError;
 use crate::openapi;
+use crate::request::{ConnectionInfo, Peer, RequestContext, is_navigation};
 use crate::response::{Body, BoxError, json};
-use headers::Peer;
-
-/// What the server knows about the connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    pub peer: SocketAddr,
-    pub tls: bool,
-    peer_ip: HeaderValue,
-}
-
-impl ConnectionInfo {
-    pub fn new(peer: SocketAddr, tls: bool) -> ConnectionInfo {
-        ConnectionInfo {
-            peer,
-            tls,
-            peer_ip: headers::ip_header(peer.ip()),
-        }
-    }
-}
-
-/// Per-request facts gathered once and read by every phase and the access log.
-pub struct RequestContext {
-    pub request_id: HeaderValue,
-    pub peer: Peer,
-    pub client_ip: std::net::IpAddr,
-    pub tls: bool,
-    /// The browser reached this site over HTTPS: TLS here, or at a trusted proxy in front.
-    /// Decides the session cookie's `Secure` flag and whether HSTS is sent.
-    pub https: bool,
-    /// A safe method, or an `Origin`/`Referer` naming this gateway: what a request riding on
-    /// the session cookie needs (see `auth::session`).
-    pub same_origin: bool,
-    pub principal: Option<Principal>,
-    started: Instant,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -202,9 +167,13 @@ impl App {
         // final: it never degrades to anonymous.
         let authenticated = self.authenticate(request.headers(), ctx).await;
         if let Err(ApiError::InvalidToken) = authenticated
-            && crate::ui::is_expired_session_navigation(self, &request, ctx.https)
+            && crate::sessions::is_expired_session_navigation(self, &request, ctx.https)
         {
-            return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.https));
+            return Ok(crate::sessions::redirect_to_login(
+                self,
+                request.uri(),
+                ctx.https,
+            ));
         }
         ctx.principal = authenticated?;
 
@@ -219,9 +188,13 @@ impl App {
         );
         match authorized {
             Err(ApiError::NotAuthenticated)
-                if self.config.ui.enabled && crate::ui::is_navigation(&request) =>
+                if self.config.ui.enabled && is_navigation(&request) =>
             {
-                return Ok(crate::ui::redirect_to_login(self, request.uri(), ctx.https));
+                return Ok(crate::sessions::redirect_to_login(
+                    self,
+                    request.uri(),
+                    ctx.https,
+                ));
             }
             other => other?,
         }
@@ -300,35 +273,6 @@ impl App {
         Ok(overrides)
     }
 
-    /// The principal behind whatever credential the request presents; `None` if it presents
-    /// none. Shared by the proxy path and the accounts API.
-    pub async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        ctx: &RequestContext,
-    ) -> Result<Option<Principal>, ApiError> {
-        let session_cookie = self
-            .config
-            .ui
-            .enabled
-            .then_some(self.cookies.session(ctx.https));
-        let Some(credential) = find_credential(headers, session_cookie)? else {
-            self.metrics.auth_decision("none", "absent", None);
-            return Ok(None);
-        };
-        if matches!(credential, Credential::Session(_)) && !ctx.same_origin {
-            self.metrics.auth_decision("session", "cross_site", None);
-            return Err(ApiError::CsrfFailed);
-        }
-        let method = credential.method().as_str();
-        let started = Instant::now();
-        let result = self.auth.authenticate(credential).await;
-        let outcome = if result.is_ok() { "ok" } else { "rejected" };
-        self.metrics
-            .auth_decision(method, outcome, Some(started.elapsed()));
-        Ok(Some(result?))
-    }
-
     async fn readiness(&self) -> Response<Body> {
         let (store, upstream) = tokio::join!(self.store.ping(), self.upstream.reachable());
         let store = match store {
@@ -383,7 +327,7 @@ impl App {
             && let Some(cookie) = ctx
                 .principal
                 .as_ref()
-                .and_then(|p| crate::ui::renewed_cookie(self, p, ctx.https))
+                .and_then(|p| crate::sessions::renewed_cookie(self, p, ctx.https))
         {
             headers.append(http::header::SET_COOKIE, cookie);
         }

@@ -34,7 +34,7 @@ use idle::{Activity, ActivityIo};
 pub use workers::Workers;
 
 use crate::app::App;
-use crate::gateway::ConnectionInfo;
+use crate::request::ConnectionInfo;
 
 /// Serves `app` on `listener` until `shutdown` turns true, then drains in-flight requests
 /// for up to `server.shutdown_grace_secs`.

@@ -16,15 +16,13 @@ use http::header::{
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 
 use crate::accounts::body::read_form;
-use crate::accounts::tokens::{
-    check_login, device_cookie, device_token, signing_failed, start_session,
-};
 use crate::app::App;
 use crate::auth::jwt::TokenType;
-use crate::auth::{AuthMethod, Principal, session};
+use crate::auth::session;
 use crate::error::ApiError;
-use crate::gateway::RequestContext;
+use crate::request::RequestContext;
 use crate::response::{Body, empty, full, text};
+use crate::sessions::{check_login, device_cookie, device_token, redirect_to_login, start_session};
 
 pub use next::safe_next;
 
@@ -96,41 +94,6 @@ pub async fn handle(
         _ => Err(ApiError::NotFound),
     };
     result.unwrap_or_else(ApiError::into_response)
-}
-
-/// A browser following a link, as opposed to a script calling an API: it should see the
-/// sign-in page, not a JSON 401.
-pub fn is_navigation<B>(request: &Request<B>) -> bool {
-    let accepts_html = request
-        .headers()
-        .get(http::header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    matches!(*request.method(), Method::GET | Method::HEAD) && accepts_html
-}
-
-/// A browser navigation whose only credential is a session cookie that no longer verifies
-/// (signed out elsewhere, expired, revoked): it should be asked to sign in again.
-pub fn is_expired_session_navigation<B>(app: &App, request: &Request<B>, https: bool) -> bool {
-    let headers = request.headers();
-    app.config.ui.enabled
-        && is_navigation(request)
-        && !headers.contains_key(http::header::AUTHORIZATION)
-        && !headers.contains_key(crate::auth::X_API_KEY)
-        && session::cookie(headers, app.cookies.session(https)).is_some()
-}
-
-/// 302 to the sign-in page, which returns to `uri` afterwards; a stale session cookie is
-/// cleared on the way.
-pub fn redirect_to_login(app: &App, uri: &Uri, tls: bool) -> Response<Body> {
-    let back = uri.path_and_query().map_or("/", |p| p.as_str());
-    let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
-    let mut response = redirect(&format!("{}/login?next={next}", app.config.ui.path));
-    *response.status_mut() = StatusCode::FOUND;
-    if let Some(clear) = app.cookies.clear_session(tls) {
-        response.headers_mut().append(SET_COOKIE, clear);
-    }
-    response
 }
 
 /// The profile or admin page for a signed-in browser; the sign-in page otherwise.
@@ -234,34 +197,13 @@ async fn sign_out(
         app.store
             .revoke_family(&claims.sid, crate::clock::now_secs())
             .await?;
-        crate::accounts::audit(app, ctx, "logout", Some(&claims.username), None).await;
+        crate::sessions::audit(app, ctx, "logout", Some(&claims.username), None).await;
     }
     let mut response = redirect(&format!("{}/login", app.config.ui.path));
     if let Some(clear) = app.cookies.clear_session(ctx.https) {
         response.headers_mut().append(SET_COOKIE, clear);
     }
     Ok(response)
-}
-
-/// A fresh cookie when a browser session is past half its life: a session in use never
-/// expires under its user, one left alone does.
-pub fn renewed_cookie(app: &App, principal: &Principal, tls: bool) -> Option<HeaderValue> {
-    let claims = principal
-        .token
-        .as_ref()
-        .filter(|_| principal.method == AuthMethod::Session)?;
-    let lifetime = app.auth.tokens.refresh_ttl();
-    let now = crate::clock::now_secs();
-    if claims.iat + lifetime / 2 > now {
-        return None;
-    }
-    let token = app
-        .auth
-        .tokens
-        .issue(&principal.user, TokenType::Session, &claims.sid, now)
-        .map_err(signing_failed)
-        .ok()?;
-    app.cookies.set_session(&token.token, lifetime, tls)
 }
 
 fn serve_asset(name: &str) -> Result<Response<Body>, ApiError> {

@@ -1,5 +1,9 @@
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
 use super::*;
 use crate::auth::{AuthMethod, UserState};
 use crate::store::UserRecord;
