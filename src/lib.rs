@@ -1,24 +1,48 @@
 //! Portcullis: a reverse-proxy authentication gateway.
 //!
 //! It stands in front of an unmodified upstream HTTP application, terminates TLS, serves its
-//! own accounts API, authenticates every request (JWT or API key), and forwards authenticated
-//! requests with the caller's identity injected as `X-Authenticated-*` headers. The upstream
-//! never sees an unauthenticated request, nor an identity header the caller wrote.
+//! own accounts API, authenticates every request (JWT, API key or browser session), and
+//! forwards authenticated requests with the caller's identity injected as `X-Authenticated-*`
+//! headers. The upstream never sees an unauthenticated request, nor an identity header the
+//! caller wrote.
 //!
 //! # Layout
 //!
+//! Leaves first; a module imports only modules above it in this list, never one that imports
+//! it back.
+//!
 //! - [`config`]: the TOML schema, environment overrides, validation.
-//! - [`server`]: accept loop, connection limit, TLS handshake, idle and graceful shutdown.
-//! - [`tls`]: rustls configuration, self-signed generation, certificate reload.
+//! - [`clock`], [`files`], [`response`], [`metrics`], [`logging`], [`access_log`]: small
+//!   services everything may use.
+//! - [`store`]: the `Store` trait, its redb and PostgreSQL implementations, the row types and
+//!   the state changes on them, the change feed the caches follow.
+//! - [`auth`]: credentials (JWT through a ring crypto provider, API keys, the session and
+//!   device cookies), passwords, login budgets. Knows nothing of HTTP routing.
+//! - [`cache`]: the hot path's caches and their invalidation.
+//! - [`request`]: what is known of a request before any phase runs: connection, peer, context.
+//! - [`error`]: the one mapping from an error to a status and a `{"detail": …}` body.
+//! - [`app`]: the shared state every request reads; [`identity`]: who a request is from.
+//! - [`sessions`]: signing in and out, the one service the API and the pages call.
+//! - [`accounts`]: the accounts API, a route table and one file per resource.
+//! - [`ui`]: the pages under `/_portcullis`.
 //! - [`gateway`]: **the request path**, top to bottom, with header rewriting, path
 //!   normalization, access rules and the upstream client in its submodules.
-//! - [`auth`]: credentials (JWT, API keys), passwords, login throttling.
-//! - [`accounts`]: the accounts API, one file per resource.
-//! - [`store`]: the `Store` trait and its redb implementation.
-//! - [`cache`]: the hot path's caches and their invalidation.
-//! - [`error`]: the one mapping from an error to a status and a `{"detail": …}` body.
-//! - [`metrics`], [`logging`]: observability.
-//! - [`app`]: the shared state every request reads.
+//! - [`server`]: accept loop, connection workers, TLS handshake, idle and graceful shutdown;
+//!   [`tls`]: certificates and their reload; [`reload`]: SIGHUP and watched files.
+//! - [`cli`], [`bootstrap`], [`demo`]: the binary's commands, the first admin, the echo app.
+//!
+//! Where what comes next lands:
+//! - **several routes** (`[[routes]]`): a route table beside `gateway::rules`, chosen in the
+//!   request path's routing phase; each worker's upstream pools keyed by route in
+//!   `gateway::upstream`; certificates by SNI in `tls`.
+//! - **forward-auth** (`{ui.path}/verify`): a handler in `ui` that builds the original request
+//!   from the trusted proxy's headers and runs the same `identity` and rules phases.
+//! - **an identity provider** (OIDC): the relying party under `auth::oidc` (discovery, JWKS,
+//!   ID token validation with the ring provider), its pages in `ui`, sign-in through
+//!   `sessions`, linked identities in `store`.
+//! - **a second factor**: TOTP and WebAuthn under `auth::mfa`, enrolment and step-up pages in
+//!   `ui`, the `amr` a session carries issued by `sessions`, `mfa = true` judged by
+//!   `gateway::rules`.
 
 #![forbid(unsafe_code)]
 

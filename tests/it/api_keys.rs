@@ -375,9 +375,17 @@ async fn user_changes_reach_keys_on_the_next_request() {
 
 #[tokio::test]
 async fn last_use_is_recorded_without_a_write_per_request() {
-    let gw = TestGateway::start_with(|c| c.cache.last_used_flush_secs = 1).await;
+    // PostgreSQL, so a second connection can read what the running gateway wrote.
+    let schema = crate::common::postgres::PgSchema::create().await;
+    let url = schema.url.clone();
+    let gw = TestGateway::start_with(|c| {
+        c.store.backend = portcullis::config::StoreBackend::Postgres;
+        c.store.url = Some(url);
+        c.cache.last_used_flush_secs = 1;
+    })
+    .await;
     let admin = gw.admin_token().await;
-    let (_, key) = create_key(&gw, &admin, None).await;
+    let (id, key) = create_key(&gw, &admin, None).await;
     assert!(list(&gw, &admin).await[0]["last_used_at"].is_null());
     for _ in 0..20 {
         assert_eq!(
@@ -385,11 +393,24 @@ async fn last_use_is_recorded_without_a_write_per_request() {
             StatusCode::OK
         );
     }
-    // Visible at once (from memory), and on disk after the flush: it survives a restart.
+    // Visible at once (from memory)...
     assert!(list(&gw, &admin).await[0]["last_used_at"].is_string());
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let (config, upstream, dir) = gw.stop().await;
-    let gw = TestGateway::start_in(config, upstream, dir).await;
-    let admin = gw.admin_token().await;
-    assert!(list(&gw, &admin).await[0]["last_used_at"].is_string());
+    // ...and in the store after the periodic flush, with the gateway still running.
+    let reader = portcullis::store::PostgresStore::connect(&schema.url)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        use portcullis::store::Store;
+        let stored = reader.api_key(&id).await.unwrap().unwrap();
+        if stored.last_used_at.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the periodic flush never wrote last_used_at"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(gw);
 }
