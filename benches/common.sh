@@ -2,7 +2,7 @@
 # removed on exit with every background job and every nginx started under it, tool checks,
 # and an nginx `return 200` upstream.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN="$ROOT/target/release/portcullis"
+BIN="${PORTCULLIS_BIN:-$ROOT/target/release/portcullis}"   # another build: PORTCULLIS_BIN=…
 WORK=$(mktemp -d)
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
@@ -29,4 +29,15 @@ http { access_log off; server { listen 127.0.0.1:$1; location / { return 200 "ok
 NGINX
   if [ -n "${2:-}" ]; then taskset -c "$2" nginx -p "$WORK/upstream" -c nginx.conf
   else nginx -p "$WORK/upstream" -c nginx.conf; fi
+}
+
+wait_until_up() { # url [curl options...]: fails the script loudly when nothing answers in 20 s
+  local url=$1; shift
+  for _ in $(seq 200); do curl -s -o /dev/null "$@" "$url" && return 0; sleep 0.1; done
+  echo "nothing answers at $url: the gateway did not come up (see its log above)" >&2
+  exit 1
+}
+
+json_field() { # field: reads a JSON object on stdin, prints the field, fails when it is missing
+  python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }

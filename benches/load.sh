@@ -71,12 +71,12 @@ PORTCULLIS_ADMIN_PASSWORD=load-test-password \
 PORTCULLIS_AUTH_ACCESS_TTL_SECS=3600 \
   taskset -c 0 "$BIN" serve > /dev/null 2> "$WORK/portcullis/stderr" &
 PORTCULLIS_PID=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORTCULLIS/healthz" && break; sleep 0.1; done
+wait_until_up "http://127.0.0.1:$PORTCULLIS/healthz"
 
 TOKEN=$(curl -s "http://127.0.0.1:$PORTCULLIS/api/accounts/token/" -H 'Content-Type: application/json' \
-  -d '{"username":"admin","password":"load-test-password"}' | sed -E 's/.*"access":"([^"]+)".*/\1/')
+  -d '{"username":"admin","password":"load-test-password"}' | json_field access)
 KEY=$(curl -s -X POST "http://127.0.0.1:$PORTCULLIS/api/accounts/api-keys/" -H "Authorization: Bearer $TOKEN" \
-  | sed -E 's/.*"key":"([^"]+)".*/\1/')
+  | json_field key)
 curl -sf -o /dev/null "http://127.0.0.1:$PORTCULLIS/app" -H "X-API-Key: $KEY" || { echo "portcullis does not proxy" >&2; exit 1; }
 
 pids_of() { # system -> pids whose CPU time counts

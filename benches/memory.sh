@@ -17,7 +17,7 @@ PORTCULLIS_SERVER_MAX_CONNECTIONS=$((CONNECTIONS + 100)) PORTCULLIS_ADMIN_ENABLE
 PORTCULLIS_ADMIN_PASSWORD=memory-test-password PORTCULLIS_LOG_LEVEL=warn \
   "$BIN" serve > "$WORK/log" 2>&1 &
 PID=$!
-for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
+wait_until_up "https://127.0.0.1:$PORT/healthz" -k
 # One login first: its password hash must leave nothing behind once logins stop (after 1 s).
 curl -sk -o /dev/null "https://127.0.0.1:$PORT/api/accounts/token/" -H 'Content-Type: application/json' \
   -d '{"username":"admin","password":"memory-test-password"}'

@@ -19,9 +19,9 @@ PORTCULLIS_UPSTREAM_URL=http://127.0.0.1:18181 PORTCULLIS_ADMIN_ENABLED=false \
 PORTCULLIS_ADMIN_PASSWORD=profile-password PORTCULLIS_AUTH_ACCESS_TTL_SECS=3600 PORTCULLIS_LOG_LEVEL=warn \
   valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$BIN" serve > "$WORK/log" 2>&1 &
 VALGRIND=$!
-for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.2; done
+wait_until_up "http://127.0.0.1:$PORT/healthz"
 TOKEN=$(curl -s "http://127.0.0.1:$PORT/api/accounts/token/" -H 'Content-Type: application/json' \
-  -d '{"username":"admin","password":"profile-password"}' | sed -E 's/.*"access":"([^"]+)".*/\1/')
+  -d '{"username":"admin","password":"profile-password"}' | json_field access)
 load() { oha --no-tui -n "$1" -c 4 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/app" > /dev/null; }
 load 300
 callgrind_control --zero "$VALGRIND" > /dev/null 2>&1   # count only what follows

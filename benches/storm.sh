@@ -18,10 +18,10 @@ PORTCULLIS_UPSTREAM_URL=http://127.0.0.1:18180 PORTCULLIS_ADMIN_ENABLED=false \
 PORTCULLIS_ADMIN_PASSWORD=storm-test-password PORTCULLIS_RATE_LIMIT_ENABLED=false \
 PORTCULLIS_AUTH_ACCESS_TTL_SECS=3600 PORTCULLIS_LOG_LEVEL=warn \
   env ${STORM_ENV:-} "$BIN" serve > "$WORK/log" 2>&1 &
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
+wait_until_up "http://127.0.0.1:$PORT/healthz"
 LOGIN='{"username":"admin","password":"storm-test-password"}'
 TOKEN=$(curl -s "http://127.0.0.1:$PORT/api/accounts/token/" -H 'Content-Type: application/json' -d "$LOGIN" \
-  | sed -E 's/.*"access":"([^"]+)".*/\1/')
+  | json_field access)
 
 p99() {
   taskset -c 1 oha --no-tui --output-format json -q "$RATE" -z "${SECONDS_PER_RUN}s" -c 16 \
