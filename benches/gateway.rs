@@ -114,8 +114,9 @@ fn whole_request(c: &mut Criterion) {
             )))
             .unwrap();
         let conn = ConnectionInfo::new("127.0.0.1:40000".parse().unwrap(), true);
+        let pools = app.upstream.pools(None);
         let body = app
-            .handle(login, conn.clone())
+            .handle(login, conn.clone(), &pools)
             .await
             .into_body()
             .collect()
@@ -131,7 +132,7 @@ fn whole_request(c: &mut Criterion) {
             .body(Full::new(Bytes::new()))
             .unwrap();
         let body = app
-            .handle(key, conn.clone())
+            .handle(key, conn.clone(), &pools)
             .await
             .into_body()
             .collect()
@@ -146,6 +147,7 @@ fn whole_request(c: &mut Criterion) {
         )
     });
     let conn = ConnectionInfo::new("127.0.0.1:40000".parse().unwrap(), true);
+    let pools = app.upstream.pools(None);
     let mut group = c.benchmark_group("request");
     for (name, header, value) in [
         ("jwt", "authorization", format!("Bearer {token}")),
@@ -161,7 +163,7 @@ fn whole_request(c: &mut Criterion) {
                 if header != "authorization" {
                     request.headers_mut().remove("authorization");
                 }
-                let response = app.handle(request, conn.clone()).await;
+                let response = app.handle(request, conn.clone(), &pools).await;
                 assert_eq!(response.status(), 200);
                 response.into_body().collect().await.unwrap()
             })
@@ -191,6 +193,7 @@ fn login_failure_timing(c: &mut Criterion) {
             .app
     });
     let conn = ConnectionInfo::new("127.0.0.1:40000".parse().unwrap(), true);
+    let pools = app.upstream.pools(None);
     let mut group = c.benchmark_group("login_failure");
     group.sample_size(30);
     for (name, username) in [("existing_user", "admin"), ("unknown_user", "nobody-here")] {
@@ -201,7 +204,7 @@ fn login_failure_timing(c: &mut Criterion) {
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from(body.clone())))
                     .unwrap();
-                let response = app.handle(login, conn.clone()).await;
+                let response = app.handle(login, conn.clone(), &pools).await;
                 assert_eq!(response.status(), 401);
                 let text = response.into_body().collect().await.unwrap().to_bytes();
                 assert_eq!(

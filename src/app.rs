@@ -123,11 +123,7 @@ impl App {
             passwords: Passwords::new(&config.auth)?,
             throttle: LoginThrottle::new(&config.rate_limit, store.clone()),
             cookies: GatewayCookies::new(&config.ui.cookie_name),
-            upstream: Upstream::new(
-                &config.upstream,
-                crate::server::workers::count(config.server.workers),
-                metrics.clone(),
-            )?,
+            upstream: Upstream::new(&config.upstream, metrics.clone())?,
             rules: ArcSwap::from_pointee(Rules::new(&config.rules).map_err(invalid)?),
             identity: IdentityHeaders::new(&config.headers).map_err(invalid)?,
             hsts: hsts(config.server.hsts_max_age_secs),

@@ -115,7 +115,7 @@ pub struct Gateway {
     pub app: App,
     pub bootstrap: Bootstrap,
     tls: Option<tls::Tls>,
-    workers: server::Workers,
+    workers: server::Workers<gateway::upstream::Pools>,
 }
 
 impl Gateway {
@@ -124,8 +124,10 @@ impl Gateway {
         let app = App::new(config, access_log).await?;
         let bootstrap = bootstrap::ensure_admin(&app).await?;
         let tls = tls::server_config(&app.config).map_err(|e| StartError::Tls(e.to_string()))?;
-        // As many workers as the upstream has connection pools, one each.
-        let workers = server::Workers::start(app.upstream.pools())
+        // Each worker makes its own upstream pools, which count its tunnels.
+        let count = server::workers::count(app.config.server.workers);
+        let upstream = app.upstream.clone();
+        let workers = server::Workers::start(count, |load| upstream.pools(Some(load)))
             .await
             .map_err(StartError::Workers)?;
         Ok(Gateway {

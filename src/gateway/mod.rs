@@ -58,7 +58,13 @@ impl Route {
 }
 
 impl App {
-    pub async fn handle<B>(&self, request: Request<B>, conn: ConnectionInfo) -> Response<Body>
+    /// Answers `request`; `pools` are the upstream connections of the worker serving it.
+    pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        conn: ConnectionInfo,
+        pools: &upstream::Pools,
+    ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -91,7 +97,7 @@ impl App {
                         crate::accounts::handle(self, boxed(request), &path, &mut ctx).await
                     }
                     Route::Proxy => self
-                        .proxy(boxed(request), path, &mut ctx)
+                        .proxy(boxed(request), path, &mut ctx, pools)
                         .await
                         .unwrap_or_else(ApiError::into_response),
                 };
@@ -152,6 +158,7 @@ impl App {
         mut request: Request<Body>,
         path: Cow<'_, str>,
         ctx: &mut RequestContext,
+        pools: &upstream::Pools,
     ) -> Result<Response<Body>, ApiError> {
         // TRACE echoes the request back, with whatever the gateway added to it.
         if matches!(request.method().as_str(), "TRACE" | "TRACK") {
@@ -243,7 +250,7 @@ impl App {
         let target = forward_target(request.uri(), path)?;
         let mut response = self
             .upstream
-            .forward(request, target, websocket)
+            .forward(request, target, websocket, pools)
             .await
             .map_err(|error| {
                 tracing::warn!(%error, request_id = ?ctx.request_id, "upstream request failed");

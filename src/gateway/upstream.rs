@@ -2,6 +2,7 @@
 //! protocol upgrades (WebSocket).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -28,11 +29,11 @@ pub enum UpstreamError {
 
 #[derive(Clone)]
 pub struct Upstream {
-    /// Pooled keep-alive connections, one pool per connection worker: a new TCP handshake per
-    /// request would cost more than all the authentication work, and a pooled connection
-    /// driven by another worker's thread would bring back the cross-thread wake-ups the
-    /// workers exist to avoid.
-    clients: Arc<[Pools]>,
+    /// Makes each connection worker its own [`Pools`].
+    connector: HttpConnector,
+    http2: bool,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
     scheme: Scheme,
     authority: Authority,
     response_timeout: Duration,
@@ -43,11 +44,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// From validated configuration (`url` was checked to be `http://host:port`).
-    pub fn new(
-        config: &UpstreamConfig,
-        workers: usize,
-        metrics: Metrics,
-    ) -> Result<Upstream, UpstreamError> {
+    pub fn new(config: &UpstreamConfig, metrics: Metrics) -> Result<Upstream, UpstreamError> {
         let uri: Uri = config
             .url
             .parse()
@@ -60,20 +57,11 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
-        let client = |idle: usize| {
-            Client::builder(TokioExecutor::new())
-                .http2_only(config.http2)
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_secs))
-                .pool_max_idle_per_host(idle)
-                .build(connector.clone())
-        };
-        let pools = || Pools {
-            pooled: client(config.pool_max_idle_per_host),
-            fresh: client(0),
-        };
         Ok(Upstream {
-            clients: (0..workers.max(1)).map(|_| pools()).collect(),
+            connector,
+            http2: config.http2,
+            pool_idle_timeout: Duration::from_secs(config.pool_idle_timeout_secs),
+            pool_max_idle_per_host: config.pool_max_idle_per_host,
             scheme: Scheme::HTTP,
             authority,
             response_timeout: Duration::from_secs(config.response_timeout_secs),
@@ -92,14 +80,24 @@ impl Upstream {
     }
 
     /// How many connection pools there are: one per connection worker.
-    pub fn pools(&self) -> usize {
-        self.clients.len()
-    }
-
-    /// The calling worker's pools (the first ones off the workers).
-    fn worker_pools(&self) -> &Pools {
-        let worker = crate::server::workers::current().unwrap_or(0);
-        &self.clients[worker % self.clients.len()]
+    /// A connection worker's own connections to the upstream: a new TCP handshake per request
+    /// would cost more than all the authentication work, and a pooled connection driven by
+    /// another worker's thread would bring back the cross-thread wake-ups the workers exist to
+    /// avoid. `tunnels` counts what outlives a request on that worker (WebSocket tunnels).
+    pub fn pools(&self, tunnels: Option<Arc<AtomicUsize>>) -> Pools {
+        let client = |idle: usize| {
+            Client::builder(TokioExecutor::new())
+                .http2_only(self.http2)
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(self.pool_idle_timeout)
+                .pool_max_idle_per_host(idle)
+                .build(self.connector.clone())
+        };
+        Pools {
+            pooled: client(self.pool_max_idle_per_host),
+            fresh: client(0),
+            tunnels,
+        }
     }
 
     /// Sends `request` to `path_and_query` on the upstream and returns its response with the
@@ -111,6 +109,7 @@ impl Upstream {
         mut request: Request<Body>,
         path_and_query: PathAndQuery,
         websocket: bool,
+        pools: &Pools,
     ) -> Result<Response<Body>, UpstreamError> {
         let client_side = websocket.then(|| hyper::upgrade::on(&mut request));
         *request.uri_mut() = Uri::from_parts({
@@ -125,7 +124,6 @@ impl Upstream {
         *request.version_mut() = self.version;
 
         let started = Instant::now();
-        let pools = self.worker_pools();
         let replay = Replay::of(&request);
         let mut sent =
             tokio::time::timeout(self.response_timeout, pools.pooled.request(request)).await;
@@ -173,7 +171,7 @@ impl Upstream {
             (true, Some(client_side)) => {
                 let upstream_side = hyper::upgrade::on(&mut response);
                 // The tunnel outlives the HTTP connection: it still weighs on its worker.
-                let counted = crate::server::workers::count_as_connection();
+                let counted = pools.tunnels.clone().map(TunnelCount::new);
                 tokio::spawn(async move {
                     let _counted = counted;
                     tunnel(client_side, upstream_side).await;
@@ -197,11 +195,29 @@ impl Upstream {
     }
 }
 
-/// One worker's connections to the upstream.
-struct Pools {
+/// One worker's connections to the upstream, made by [`Upstream::pools`].
+pub struct Pools {
     pooled: Client<HttpConnector, Body>,
     /// Keeps no idle connection, so each request opens one: where a retry goes.
     fresh: Client<HttpConnector, Body>,
+    /// The worker's count of what it serves, which a tunnel joins for as long as it lives.
+    tunnels: Option<Arc<AtomicUsize>>,
+}
+
+/// Counts one tunnel on its worker for as long as it lives, however its task ends.
+struct TunnelCount(Arc<AtomicUsize>);
+
+impl TunnelCount {
+    fn new(count: Arc<AtomicUsize>) -> TunnelCount {
+        count.fetch_add(1, Ordering::Relaxed);
+        TunnelCount(count)
+    }
+}
+
+impl Drop for TunnelCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What it takes to send a request again: only one whose method is idempotent (RFC 9110

@@ -34,6 +34,7 @@ use idle::{Activity, ActivityIo};
 pub use workers::Workers;
 
 use crate::app::App;
+use crate::gateway::upstream::Pools;
 use crate::request::ConnectionInfo;
 
 /// Serves `app` on `listener` until `shutdown` turns true, then drains in-flight requests
@@ -42,7 +43,7 @@ pub async fn serve(
     app: App,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    workers: &Workers,
+    workers: &Workers<Pools>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &app.config.server;
@@ -77,10 +78,10 @@ pub async fn serve(
             info: ConnectionInfo::new(peer, tls.is_some()),
         };
         let tls = tls.clone();
-        let handed = workers.serve(stream, move |stream| async move {
+        let handed = workers.serve(stream, move |stream, pools| async move {
             let metrics = connection.app.metrics.clone();
             metrics.connection_opened();
-            connection.run(stream, tls).await;
+            connection.run(stream, tls, pools).await;
             metrics.connection_closed();
             drop(permit);
         });
@@ -128,17 +129,17 @@ struct Connection {
 /// one beside every connection), and the task itself holds little more than a pointer to the
 /// HTTP connection.
 impl Connection {
-    async fn run(self, stream: tokio::net::TcpStream, tls: Option<TlsAcceptor>) {
+    async fn run(self, stream: tokio::net::TcpStream, tls: Option<TlsAcceptor>, pools: Arc<Pools>) {
         let activity = Activity::new();
         let stream = ActivityIo::new(stream, activity.clone());
         let Some(acceptor) = tls else {
-            return self.serve_http(stream, activity).await;
+            return self.serve_http(stream, activity, pools).await;
         };
         let timeout = Duration::from_secs(self.app.config.server.tls_handshake_timeout_secs);
         let peer = self.info.peer;
         let handshake = Box::pin(tokio::time::timeout(timeout, acceptor.accept(stream)));
         match handshake.await {
-            Ok(Ok(tls_stream)) => self.serve_http(tls_stream, activity).await,
+            Ok(Ok(tls_stream)) => self.serve_http(tls_stream, activity, pools).await,
             Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
@@ -146,7 +147,12 @@ impl Connection {
 
     /// Not `async`: an async fn would keep `io` among its arguments for as long as it runs,
     /// beside the copy inside the connection.
-    fn serve_http<I>(self, io: I, activity: Activity) -> impl Future<Output = ()> + Send
+    fn serve_http<I>(
+        self,
+        io: I,
+        activity: Activity,
+        pools: Arc<Pools>,
+    ) -> impl Future<Output = ()> + Send
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -154,9 +160,8 @@ impl Connection {
         let peer = self.info.peer;
         let info = self.info;
         let service = service_fn(move |request| {
-            let app = app.clone();
-            let info = info.clone();
-            Box::pin(async move { Ok::<_, Infallible>(app.handle(request, info).await) })
+            let (app, info, pools) = (app.clone(), info.clone(), pools.clone());
+            Box::pin(async move { Ok::<_, Infallible>(app.handle(request, info, &pools).await) })
         });
         let conn = self
             .builder

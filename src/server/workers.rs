@@ -6,8 +6,10 @@
 //! request than the same code on tokio's multi-thread scheduler. The accept loop stays on the
 //! main runtime and hands each new connection to the worker serving the fewest. The price: one
 //! connection, however many HTTP/2 streams it carries, is served by one core.
+//!
+//! Each worker owns what must stay on its thread (its upstream connection pools), made for it
+//! at start and handed to every connection it serves.
 
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,26 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-
-thread_local! {
-    /// Which worker runs on this thread; `None` off the workers.
-    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
-    /// The connection count of the worker on this thread.
-    static LOAD: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
-}
-
-/// The worker running the calling code, if any: lets per-worker state (the upstream
-/// connection pools) be picked without a lock.
-pub fn current() -> Option<usize> {
-    CURRENT.get()
-}
-
-/// Counts something that outlives the connection that started it (a WebSocket tunnel) as one
-/// more connection of the worker it runs on, for as long as the guard lives. Off the workers,
-/// nothing to count.
-pub fn count_as_connection() -> Option<Serving> {
-    LOAD.with_borrow(|load| load.clone().map(Serving::new))
-}
 
 /// The number of workers `configured` asks for: 0 means one per core available to us.
 pub fn count(configured: usize) -> usize {
@@ -47,28 +29,36 @@ pub fn count(configured: usize) -> usize {
 /// Blocking work (redb transactions) a worker may run at once; the rest queue.
 const MAX_BLOCKING_THREADS: usize = 64;
 
-pub struct Workers {
-    workers: Vec<Worker>,
+pub struct Workers<P> {
+    workers: Vec<Worker<P>>,
     /// Where the search for the least loaded worker starts, turning, so ties spread out.
     next: AtomicUsize,
 }
 
-struct Worker {
+struct Worker<P> {
     runtime: Handle,
-    /// Connections this worker is serving, to choose the least loaded.
+    /// Connections (and tunnels) this worker is serving, to choose the least loaded.
     connections: Arc<AtomicUsize>,
+    /// What this worker's connections use and no other worker's may.
+    own: Arc<P>,
     /// Sent, or dropped with the workers: the worker's runtime then stops, dropping what it
     /// still runs.
     stop: oneshot::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
-impl Workers {
-    /// Starts `count` workers (at least one).
-    pub async fn start(count: usize) -> std::io::Result<Workers> {
+impl<P: Send + Sync + 'static> Workers<P> {
+    /// Starts `count` workers (at least one), each with what `own` makes for it from its
+    /// connection count.
+    pub async fn start(
+        count: usize,
+        mut own: impl FnMut(Arc<AtomicUsize>) -> P,
+    ) -> std::io::Result<Workers<P>> {
         let mut workers = Vec::with_capacity(count.max(1));
         for index in 0..count.max(1) {
-            workers.push(Worker::start(index).await?);
+            let connections = Arc::<AtomicUsize>::default();
+            let owned = own(connections.clone());
+            workers.push(Worker::start(index, connections, owned).await?);
         }
         Ok(Workers {
             workers,
@@ -99,10 +89,10 @@ impl Workers {
     }
 
     /// Moves `stream` to the worker serving the fewest connections and runs `serve` with it
-    /// there.
+    /// there, with that worker's own things.
     pub fn serve<F, Fut>(&self, stream: TcpStream, serve: F) -> std::io::Result<()>
     where
-        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        F: FnOnce(TcpStream, Arc<P>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         // A socket belongs to the runtime that registered it; it is registered again on the
@@ -114,10 +104,11 @@ impl Workers {
             .min_by_key(|w| w.connections.load(Ordering::Relaxed))
             .expect("at least one worker");
         let serving = Serving::new(worker.connections.clone());
+        let own = worker.own.clone();
         worker.runtime.spawn(async move {
             let _serving = serving;
             match TcpStream::from_std(stream) {
-                Ok(stream) => serve(stream).await,
+                Ok(stream) => serve(stream, own).await,
                 Err(error) => tracing::warn!(%error, "cannot register a connection with a worker"),
             }
         });
@@ -125,14 +116,16 @@ impl Workers {
     }
 }
 
-impl Worker {
+impl<P> Worker<P> {
     /// The runtime is built on the worker's own thread, so that whatever happens it is also
     /// dropped there, never on the async caller.
-    async fn start(index: usize) -> std::io::Result<Worker> {
+    async fn start(
+        index: usize,
+        connections: Arc<AtomicUsize>,
+        own: P,
+    ) -> std::io::Result<Worker<P>> {
         let (ready, runtime) = oneshot::channel::<std::io::Result<Handle>>();
         let (stop, stopped) = oneshot::channel::<()>();
-        let connections = Arc::<AtomicUsize>::default();
-        let load = connections.clone();
         let thread = std::thread::Builder::new()
             .name(format!("portcullis-worker-{index}"))
             .spawn(move || {
@@ -145,8 +138,6 @@ impl Worker {
                     Err(error) => return drop(ready.send(Err(error))),
                 };
                 let _ = ready.send(Ok(runtime.handle().clone()));
-                CURRENT.set(Some(index));
-                LOAD.set(Some(load));
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
@@ -158,6 +149,7 @@ impl Worker {
         Ok(Worker {
             runtime,
             connections,
+            own: Arc::new(own),
             stop,
             thread,
         })
@@ -186,8 +178,15 @@ mod tests {
     use tokio::net::TcpListener;
 
     #[tokio::test]
-    async fn connections_go_to_the_least_loaded_worker_and_run_there() {
-        let workers = Workers::start(2).await.unwrap();
+    async fn connections_go_to_the_least_loaded_worker_and_get_its_own_things() {
+        // Each worker's own thing is its index, so a connection can say whose it got.
+        let mut next = 0;
+        let workers = Workers::start(2, |_| {
+            next += 1;
+            next - 1
+        })
+        .await
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (seen, mut where_served) = tokio::sync::mpsc::unbounded_channel();
@@ -198,9 +197,9 @@ mod tests {
             let (stream, _) = listener.accept().await.unwrap();
             let (seen, mut held) = (seen.clone(), held.clone());
             workers
-                .serve(stream, move |stream| async move {
+                .serve(stream, move |stream, own: Arc<usize>| async move {
                     let thread = std::thread::current().name().map(str::to_string);
-                    seen.send((current(), thread)).unwrap();
+                    seen.send((*own, thread)).unwrap();
                     // Stay open, so the next connection sees this worker as busier.
                     let _ = held.wait_for(|released| *released).await;
                     drop(stream);
@@ -212,34 +211,27 @@ mod tests {
             served.push(where_served.recv().await.unwrap());
         }
         for (worker, thread) in &served {
-            let worker = worker.expect("served on a worker thread");
             assert_eq!(
                 thread.as_deref(),
-                Some(&*format!("portcullis-worker-{worker}"))
+                Some(&*format!("portcullis-worker-{worker}")),
+                "a worker's own things reach only its connections"
             );
         }
-        let on = |n| served.iter().filter(|(w, _)| *w == Some(n)).count();
+        let on = |n| served.iter().filter(|(w, _)| *w == n).count();
         assert_eq!((on(0), on(1)), (2, 2), "{served:?}");
-        assert_eq!(current(), None, "the caller is not a worker");
-        assert!(count_as_connection().is_none());
         release.send(true).unwrap();
         drop(clients);
         workers.stop().await;
     }
 
     #[tokio::test]
-    async fn what_outlives_its_connection_counts_on_the_worker_it_runs_on() {
-        let workers = Workers::start(2).await.unwrap();
+    async fn what_a_worker_makes_its_own_sees_the_workers_count() {
+        // As the upstream pools do for WebSocket tunnels, which outlive their connection.
+        let workers = Workers::start(2, |count| count).await.unwrap();
         let load = |n: usize| workers.workers[n].connections.load(Ordering::Relaxed);
-        // As a WebSocket tunnel does: taken on the worker, held past the connection.
-        let counted = workers.workers[1]
-            .runtime
-            .spawn(async { count_as_connection() })
-            .await
-            .unwrap();
-        assert!(counted.is_some());
+        workers.workers[1].own.fetch_add(1, Ordering::Relaxed);
         assert_eq!((load(0), load(1)), (0, 1));
-        drop(counted);
+        workers.workers[1].own.fetch_sub(1, Ordering::Relaxed);
         assert_eq!((load(0), load(1)), (0, 0));
         workers.stop().await;
     }
