@@ -2,7 +2,7 @@
 # removed on exit with every background job and every nginx started under it, tool checks,
 # and an nginx `return 200` upstream.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN="${PORTCULLIS_BIN:-$ROOT/target/release/portcullis}"   # another build: PORTCULLIS_BIN=…
+BIN="${BENCH_BIN:-$ROOT/target/release/portcullis}"   # another build: BENCH_BIN=… (a PORTCULLIS_ variable would reach the gateway)
 WORK=$(mktemp -d)
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
