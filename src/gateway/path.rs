@@ -94,11 +94,6 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
                 if value == b'/' || value == b'\\' || value == b';' || value.is_ascii_control() {
                     return Err(PathError::Ambiguous);
                 }
-                // `%25` followed by the code of a character refused above: an upstream or a
-                // proxy chain that decodes twice would read the refused character.
-                if value == b'%' && double_encodes_a_refused_character(&bytes[i + 3..]) {
-                    return Err(PathError::Ambiguous);
-                }
                 decoded.push(value);
                 if value.is_ascii_alphanumeric() || b"-._~".contains(&value) {
                     out.push(value as char);
@@ -125,6 +120,17 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     }
     if std::str::from_utf8(&decoded).is_err() {
         return Err(PathError::BadEncoding);
+    }
+    // `%25` followed by the code of a character refused above: an upstream or a proxy chain
+    // that decodes twice would read the refused character. Checked on the result, since
+    // decoding an unreserved character can complete one (`%252%652` becomes `%252e2`).
+    let out_bytes = out.as_bytes();
+    let twice = (0..out_bytes.len()).any(|i| {
+        out_bytes[i..].starts_with(b"%25")
+            && double_encodes_a_refused_character(&out_bytes[i + 3..])
+    });
+    if twice {
+        return Err(PathError::Ambiguous);
     }
     Ok(out)
 }
