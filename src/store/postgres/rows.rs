@@ -3,36 +3,38 @@
 //! record naming its table: never a panic, never a number that wrapped.
 
 use tokio_postgres::Row;
+use tokio_postgres::row::RowIndex;
 use tokio_postgres::types::FromSql;
 
 use crate::store::records::*;
 use crate::store::{StoreError, StoreResult};
 
-fn column<'a, T: FromSql<'a>>(row: &'a Row, table: &'static str, name: &str) -> StoreResult<T> {
+fn column<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    table: &'static str,
+    name: impl RowIndex + std::fmt::Display + Copy,
+) -> StoreResult<T> {
     row.try_get(name).map_err(|e| StoreError::Corrupt {
         table,
         reason: format!("{name}: {e}"),
     })
 }
 
-fn unsigned(row: &Row, table: &'static str, name: &str) -> StoreResult<u64> {
-    let value: i64 = column(row, table, name)?;
+/// A `BIGINT` the store keeps unsigned; a negative one is corrupt, never wrapped.
+fn non_negative(value: i64, table: &'static str, name: impl std::fmt::Display) -> StoreResult<u64> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt {
         table,
         reason: format!("{name} is negative: {value}"),
     })
 }
 
+fn unsigned(row: &Row, table: &'static str, name: &str) -> StoreResult<u64> {
+    non_negative(column(row, table, name)?, table, name)
+}
+
 fn unsigned_opt(row: &Row, table: &'static str, name: &str) -> StoreResult<Option<u64>> {
     let value: Option<i64> = column(row, table, name)?;
-    value
-        .map(|v| {
-            u64::try_from(v).map_err(|_| StoreError::Corrupt {
-                table,
-                reason: format!("{name} is negative: {v}"),
-            })
-        })
-        .transpose()
+    value.map(|v| non_negative(v, table, name)).transpose()
 }
 
 /// A store value as PostgreSQL's `BIGINT`; one past `i64::MAX` would wrap, so it is refused.
@@ -102,12 +104,5 @@ pub(super) fn text(row: &Row, table: &'static str, name: &str) -> StoreResult<St
 
 /// The first column, an unsigned number kept as `BIGINT`.
 pub(super) fn first_unsigned(row: &Row, table: &'static str) -> StoreResult<u64> {
-    let value: i64 = row.try_get(0).map_err(|e| StoreError::Corrupt {
-        table,
-        reason: e.to_string(),
-    })?;
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        table,
-        reason: format!("negative value {value}"),
-    })
+    non_negative(column(row, table, 0)?, table, "the first column")
 }

@@ -359,15 +359,7 @@ impl Store for RedbStore {
                 };
                 let newly = key.revoked_at.is_none();
                 if newly {
-                    key.revoked_at = Some(crate::clock::now_secs());
-                    put_key(txn, &key)?;
-                    let mut active = txn.open_table(ACTIVE_KEYS)?;
-                    let is_active = active.get(key.user_id)?.is_some_and(|v| v.value() == id);
-                    if is_active {
-                        active.remove(key.user_id)?;
-                    }
-                    drop(active);
-                    append_event(txn, actor.event("api_key_revoked", &id))?;
+                    revoke_key(txn, &mut key, crate::clock::now_secs(), &actor)?;
                 }
                 Ok(Some(RevokedKey { key, newly }))
             })

@@ -95,17 +95,41 @@ pub(super) fn revoke_active_key(
 ) -> StoreResult<Option<String>> {
     let Some(id) = txn
         .open_table(ACTIVE_KEYS)?
-        .remove(user)?
+        .get(user)?
         .map(|v| v.value().to_string())
     else {
         return Ok(None);
     };
-    if let Some(mut key) = get_key(txn, &id)? {
-        key.revoked_at.get_or_insert(at);
-        put_key(txn, &key)?;
+    match get_key(txn, &id)? {
+        Some(mut key) => revoke_key(txn, &mut key, at, actor)?,
+        // An entry whose row is gone: nothing left to revoke but the entry.
+        None => {
+            txn.open_table(ACTIVE_KEYS)?.remove(user)?;
+            append_event(txn, actor.event("api_key_revoked", &id))?;
+        }
     }
-    append_event(txn, actor.event("api_key_revoked", &id))?;
     Ok(Some(id))
+}
+
+/// Revokes `key` at `at` (an earlier revocation stands), drops it as its user's active key,
+/// and writes `api_key_revoked`.
+pub(super) fn revoke_key(
+    txn: &WriteTransaction,
+    key: &mut ApiKeyRecord,
+    at: u64,
+    actor: &crate::store::Actor,
+) -> StoreResult<()> {
+    key.revoked_at.get_or_insert(at);
+    put_key(txn, key)?;
+    let mut active = txn.open_table(ACTIVE_KEYS)?;
+    if active
+        .get(key.user_id)?
+        .is_some_and(|v| v.value() == key.id)
+    {
+        active.remove(key.user_id)?;
+    }
+    drop(active);
+    append_event(txn, actor.event("api_key_revoked", &key.id))
 }
 
 /// Appends an audit event, now.
